@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-go/shoal/demoapp"
+	"github.com/shoal-go/shoal/session"
+	"github.com/shoal-go/shoal/session/memstore"
+)
+
+// Server timeouts of a node.
+const (
+	// nodeReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers (slowloris).
+	nodeReadHeaderTimeout = 10 * time.Second
+	// nodeIdleTimeout is how long an idle keep-alive connection stays open.
+	nodeIdleTimeout = 2 * time.Minute
+	// nodeShutdownTimeout bounds the graceful shutdown: requests still
+	// running after it are cut.
+	nodeShutdownTimeout = 10 * time.Second
+)
+
+// nodeConfig is what `shoal node` runs, built from its flags by
+// defineNodeFlags and checked by validate. The cluster settings (--join,
+// --cluster-key-file, --owners, --replication, ...) belong here too, and
+// newNodeStore turns them into the replicated store.
+type nodeConfig struct {
+	name        string        // --name: the node's route in session ids
+	listen      string        // --listen: the HTTP address
+	idleTimeout time.Duration // --idle-timeout; 0: sessions never go idle
+	maxSessions int           // --max-sessions; 0: no limit
+	logFormat   string        // --log-format: "text" or "json"
+	logLevel    slog.Level    // --log-level
+}
+
+// defineNodeFlags defines the node's flags on fs and returns the config
+// they fill in.
+func defineNodeFlags(fs *flag.FlagSet) *nodeConfig {
+	cfg := &nodeConfig{}
+	fs.StringVar(&cfg.name, "name", "",
+		"the node's `NAME` (required): its route in session ids \"<base>.NAME\",\n"+
+			"1-64 characters of [A-Za-z0-9_-], unique in the cluster")
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8080",
+		"serve HTTP on `ADDR` (host:port); port 0 picks a free port,\n"+
+			"which the \"node listening\" log line tells")
+	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 30*time.Minute,
+		"a session expires after `DURATION` without a request; 0 means never")
+	fs.IntVar(&cfg.maxSessions, "max-sessions", 0,
+		"allow at most `N` live sessions, then answer 503 to new ones; 0 means no limit")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "write log lines to stderr as `FORMAT`: text or json")
+	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log at `LEVEL` and above: debug, info, warn or error")
+	return cfg
+}
+
+// validate checks the settings that flag parsing alone does not.
+func (c *nodeConfig) validate() error {
+	if c.name == "" {
+		return errors.New("--name is required")
+	}
+	if err := session.ValidateRoute(c.name); err != nil {
+		return fmt.Errorf("--name: %w", err)
+	}
+	if c.listen == "" {
+		return errors.New("--listen is empty")
+	}
+	if c.idleTimeout < 0 {
+		return fmt.Errorf("--idle-timeout %v is negative (0 means sessions never go idle)", c.idleTimeout)
+	}
+	if c.maxSessions < 0 {
+		return fmt.Errorf("--max-sessions %d is negative (0 means no limit)", c.maxSessions)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	}
+	return nil
+}
+
+// sessionConfig returns the session.Manager's config for the node.
+func (c *nodeConfig) sessionConfig(store session.Store, log *slog.Logger) session.Config {
+	idle := c.idleTimeout
+	if idle == 0 {
+		idle = -1 // session.Config: negative means no idle expiry, 0 the default
+	}
+	return session.Config{
+		Store:       store,
+		Route:       c.name,
+		IdleTimeout: idle,
+		MaxSessions: c.maxSessions,
+		Logger:      log,
+	}
+}
+
+// newNodeStore returns the session store the config asks for and a
+// function that releases it. Today that is always the in-memory store of
+// a single node; the cluster flags will select the replicated store here.
+func newNodeStore(_ *nodeConfig, _ *slog.Logger) (session.Store, func() error, error) {
+	return memstore.New(), func() error { return nil }, nil
+}
+
+// newLogger returns the logger for the given --log-format and --log-level.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// runNode is `shoal node`.
+func runNode(ctx context.Context, inv *invocation) error {
+	fs := inv.flagSet()
+	cfg := defineNodeFlags(fs)
+	if help, err := inv.parse(fs); help || err != nil {
+		return err
+	}
+	if err := inv.noArgs(fs); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return inv.usageErr("%w", err)
+	}
+	log := newLogger(inv.stderr, cfg.logFormat, cfg.logLevel).With(slog.String("node", cfg.name))
+	return serveNode(ctx, cfg, log)
+}
+
+// serveNode serves the demo app with sessions on cfg.listen until ctx is
+// cancelled, then shuts down gracefully and returns nil.
+func serveNode(ctx context.Context, cfg *nodeConfig, log *slog.Logger) error {
+	store, closeStore, err := newNodeStore(cfg, log)
+	if err != nil {
+		return fmt.Errorf("node: session store: %w", err)
+	}
+	mgr, err := session.New(cfg.sessionConfig(store, log))
+	if err != nil {
+		closeStore()
+		return fmt.Errorf("node: %w", err)
+	}
+	err = serveHTTP(ctx, cfg.listen, log, mgr.Handler(demoapp.New(cfg.name, log)))
+	mgr.Close()
+	if err := closeStore(); err != nil {
+		log.Warn("closing the session store failed", slog.Any("err", err))
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("node stopped")
+	return nil
+}
+
+// serveHTTP serves app and the health checks on addr until ctx is
+// cancelled, then shuts the server down gracefully, cutting the requests
+// still running after nodeShutdownTimeout.
+func serveHTTP(ctx context.Context, addr string, log *slog.Logger, app http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	var hc healthChecks
+	srv := &http.Server{
+		Handler:           nodeHandler(&hc, app),
+		ReadHeaderTimeout: nodeReadHeaderTimeout,
+		IdleTimeout:       nodeIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	hc.ready.Store(true)
+	bound := ln.Addr().String()
+	log.Info("node listening", slog.String("addr", bound), slog.String("url", browseURL(ln.Addr())))
+
+	select {
+	case err := <-served:
+		// Serve fails only if accepting connections does: there is nothing
+		// left to shut down gracefully.
+		return fmt.Errorf("node: serve on %s: %w", bound, err)
+	case <-ctx.Done():
+	}
+	hc.ready.Store(false)
+	log.Info("node stopping", slog.Duration("timeout", nodeShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), nodeShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown did not finish in time; closing the remaining connections",
+			slog.Duration("timeout", nodeShutdownTimeout), slog.Any("err", err))
+		srv.Close()
+	}
+	<-served // http.ErrServerClosed
+	return nil
+}
+
+// healthChecks answers the health endpoints.
+type healthChecks struct {
+	// ready is set while the node serves, cleared when it starts to stop
+	// (and, with a cluster, will be set only once the node holds the
+	// sessions it owns).
+	ready atomic.Bool
+}
+
+// nodeHandler routes the health checks to hc and everything else to app,
+// so that health checks never load or create a session.
+func nodeHandler(hc *healthChecks, app http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz/live", func(w http.ResponseWriter, _ *http.Request) {
+		writePlain(w, http.StatusOK, "live")
+	})
+	mux.HandleFunc("GET /healthz/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !hc.ready.Load() {
+			writePlain(w, http.StatusServiceUnavailable, "not ready")
+			return
+		}
+		writePlain(w, http.StatusOK, "ready")
+	})
+	mux.Handle("/", app)
+	return mux
+}
+
+func writePlain(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	io.WriteString(w, body+"\n")
+}
+
+// browseURL returns a URL for a listener's address that a browser on this
+// machine can open: an unspecified host (":8080") becomes localhost.
+func browseURL(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String() + "/"
+	}
+	host := "localhost"
+	if !ta.IP.IsUnspecified() {
+		host = ta.IP.String()
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(ta.Port)) + "/"
+}

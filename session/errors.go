@@ -1,0 +1,33 @@
+package session
+
+import "errors"
+
+var (
+	// ErrNotFound is returned by a Store for a key it does not hold.
+	ErrNotFound = errors.New("session: not found")
+
+	// ErrExists is returned by Store.Create and by a renaming
+	// Store.Commit when the key is already taken.
+	ErrExists = errors.New("session: key already exists")
+
+	// ErrTooManySessions is returned when creating a session would exceed
+	// Config.MaxSessions. The middleware answers it with 503.
+	ErrTooManySessions = errors.New("session: too many live sessions")
+
+	// ErrTooLarge is returned by Put when the session's encoded size would
+	// exceed Config.MaxSessionBytes.
+	ErrTooLarge = errors.New("session: session too large")
+
+	// ErrNoSession is returned by Session methods called on a request that
+	// did not pass through Manager.Handler.
+	ErrNoSession = errors.New("session: no session in context (is the handler wrapped in Manager.Handler?)")
+
+	// ErrCommitted is returned by a change (Put, Delete, RenewID,
+	// Invalidate) made after the response started: the session was
+	// committed before the status line, so a later change would never
+	// reach the store, and shoal refuses it rather than lose it silently.
+	ErrCommitted = errors.New("session: change after the response started (commit happens before the status line is written)")
+
+	// ErrClosed is returned by a closed Store or Manager.
+	ErrClosed = errors.New("session: closed")
+)
