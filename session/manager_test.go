@@ -598,18 +598,26 @@ func TestEncodeURL(t *testing.T) {
 		s.Put("a", 1)
 		got = append(got, s.EncodeURL("/next?x=1#f"), s.ID())
 	}))
+	// A new session, a client that may take cookies: no id in URLs.
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
-	if got[0] != "/next?x=1#f" || got[1] != "/next;jsessionid="+got[2]+"?x=1#f" {
-		t.Fatalf("EncodeURL = %q", got)
+	if got[0] != "/next?x=1#f" || got[1] != "/next?x=1#f" {
+		t.Fatalf("EncodeURL for a new session = %q", got)
+	}
+	id := got[2]
+	// A client that sends the id in its URL gets it in the URLs it is given.
+	got = nil
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/page;jsessionid="+id, nil))
+	if want := "/next;jsessionid=" + id + "?x=1#f"; got[0] != want {
+		t.Fatalf("EncodeURL for a URL client = %q, want %q", got[0], want)
 	}
 	// A client that sends the cookie needs no id in its URLs.
 	got = nil
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("Cookie", w.Result().Cookies()[0].String())
 	h.ServeHTTP(httptest.NewRecorder(), r)
-	if got[1] != "/next?x=1#f" {
-		t.Fatalf("EncodeURL with a cookie = %q", got[1])
+	if got[0] != "/next?x=1#f" {
+		t.Fatalf("EncodeURL with a cookie = %q", got[0])
 	}
 }
 

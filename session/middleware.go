@@ -57,12 +57,9 @@ func (m *Manager) findIDs(s *Session, r *http.Request) *http.Request {
 			s.addCandidate(v)
 		}
 	}
-	n := len(s.candidates)
+	s.fromURL = len(s.candidates) > 0
 	for _, h := range r.Header["Cookie"] {
 		eachCookie(h, m.cfg.CookieName, s.addCandidate)
-	}
-	if len(s.candidates) > n && n == 0 {
-		s.fromCookie = true
 	}
 	return r
 }

@@ -83,8 +83,8 @@ func TestFindIDs(t *testing.T) {
 	if r.URL.Path != "/x;jsessionid="+a+"/y" {
 		t.Errorf("the caller's request was modified: %q", r.URL.Path)
 	}
-	if s.fromCookie {
-		t.Error("fromCookie set although the id came from the URL")
+	if !s.fromURL {
+		t.Error("fromURL not set although the id came from the URL")
 	}
 
 	flood := &http.Request{Header: http.Header{}, URL: r.URL}
@@ -99,7 +99,7 @@ func TestFindIDs(t *testing.T) {
 	if len(s.candidates) != maxCandidates {
 		t.Errorf("%d candidates from 50 cookies, want the bound %d", len(s.candidates), maxCandidates)
 	}
-	if !s.fromCookie {
-		t.Error("fromCookie not set for a cookie-only request")
+	if s.fromURL {
+		t.Error("fromURL set for a cookie-only request")
 	}
 }

@@ -30,7 +30,7 @@ type Session struct {
 	mu sync.Mutex // protects everything below
 	// candidates are the well-formed ids the request carried, URL first.
 	candidates []ID
-	fromCookie bool // the id found came from the cookie
+	fromURL    bool // the request carried an id in its URL
 	loaded     bool
 	loadErr    error
 	// rec is the stored session as loaded (exists) or the new one being
@@ -411,13 +411,15 @@ func (s *Session) SetIdleTimeout(d time.Duration) error {
 }
 
 // EncodeURL returns u with ";<URLParam>=<id>" added to its path when the
-// request did not carry the id in a cookie (the client may not take
-// cookies), so that the next request finds its session; otherwise u
-// unchanged. Use it for links and redirects of cookie-less clients.
+// request carried its session id in the URL (a client that does not take
+// cookies), so that the next request finds the session; otherwise u
+// unchanged. Ids in URLs leak through logs, history and Referer headers, so
+// shoal puts them there only for clients that already use them. Use it for
+// links and redirects.
 func (s *Session) EncodeURL(u string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.m == nil || s.fromCookie || s.load(s.ctx()) != nil || (!s.exists && !s.isNew) {
+	if s.m == nil || !s.fromURL || s.load(s.ctx()) != nil || (!s.exists && !s.isNew) {
 		return u
 	}
 	cut := len(u)
