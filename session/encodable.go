@@ -82,24 +82,24 @@ import (
 
 // Reasons, in plain English, for EncodeError.Reason.
 const (
-	reasonFunc       = "a func cannot be encoded"
-	reasonChan       = "a channel cannot be encoded"
-	reasonUnsafe     = "unsafe.Pointer cannot be encoded"
-	reasonUintptr    = "a uintptr cannot be encoded"
-	reasonComplex    = "complex numbers cannot be encoded"
-	reasonCycle      = "the value refers back to itself (a cycle), which cannot be encoded"
-	reasonNoExported = "struct has no exported fields, so nothing of it would be stored; " +
+	encReasonFunc       = "a func cannot be encoded"
+	encReasonChan       = "a channel cannot be encoded"
+	encReasonUnsafe     = "unsafe.Pointer cannot be encoded"
+	encReasonUintptr    = "a uintptr cannot be encoded"
+	encReasonComplex    = "complex numbers cannot be encoded"
+	encReasonCycle      = "the value refers back to itself (a cycle), which cannot be encoded"
+	encReasonNoExported = "struct has no exported fields, so nothing of it would be stored; " +
 		"export its fields or implement encoding.BinaryMarshaler / cbor.Marshaler"
-	reasonAllSkipped = "struct has no encoded fields (its exported fields are all tagged \"-\"), " +
+	encReasonAllSkipped = "struct has no encoded fields (its exported fields are all tagged \"-\"), " +
 		"so nothing of it would be stored; export its fields or implement encoding.BinaryMarshaler / cbor.Marshaler"
 )
 
-// reasonTooDeep is for a value nested deeper than the codec decodes (see
+// encReasonTooDeep is for a value nested deeper than the codec decodes (see
 // cborMaxNestedLevels): Marshal would refuse it anyway, without a path.
-var reasonTooDeep = "the value nests structs, maps and slices more than " + strconv.Itoa(cborMaxNestedLevels) +
+var encReasonTooDeep = "the value nests structs, maps and slices more than " + strconv.Itoa(cborMaxNestedLevels) +
 	" levels deep, more than the codec reads back"
 
-func reasonLooseKeys(key reflect.Type) string {
+func encReasonLooseKeys(key reflect.Type) string {
 	return "a map held in an interface (any) must have string keys to be read back, " +
 		"since maps in an interface decode as map[string]any; this one has a key of type " + key.String()
 }
@@ -176,14 +176,14 @@ func (r *encRefusal) fullPath() string {
 type encOp uint8
 
 const (
-	opLeaf      encOp = iota // encodes as is; nothing inside to check
-	opRefuse                 // never encodable
-	opInterface              // check the dynamic value
-	opPointer                // check the target (and cycles)
-	opSlice                  // check the elements (and cycles)
-	opArray                  // check the elements
-	opMap                    // check keys and values (and cycles)
-	opStruct                 // check the encoded fields
+	encOpLeaf      encOp = iota // encodes as is; nothing inside to check
+	encOpRefuse                 // never encodable
+	encOpInterface              // check the dynamic value
+	encOpPointer                // check the target (and cycles)
+	encOpSlice                  // check the elements (and cycles)
+	encOpArray                  // check the elements
+	encOpMap                    // check keys and values (and cycles)
+	encOpStruct                 // check the encoded fields
 )
 
 // encPlan is the cached analysis of one type in one context. Plans are
@@ -271,8 +271,8 @@ func (b *encPlanBuilder) plan(t reflect.Type) *encPlan {
 }
 
 var (
-	typeCBORMarshaler   = reflect.TypeFor[cbor.Marshaler]()
-	typeBinaryMarshaler = reflect.TypeFor[encoding.BinaryMarshaler]()
+	encTypeCBORMarshaler   = reflect.TypeFor[cbor.Marshaler]()
+	encTypeBinaryMarshaler = reflect.TypeFor[encoding.BinaryMarshaler]()
 )
 
 // encodesItself reports whether fxamacker encodes t without looking at its
@@ -286,49 +286,49 @@ func encodesItself(t reflect.Type) bool {
 		return true
 	}
 	pt := reflect.PointerTo(t)
-	return pt.Implements(typeCBORMarshaler) || pt.Implements(typeBinaryMarshaler)
+	return pt.Implements(encTypeCBORMarshaler) || pt.Implements(encTypeBinaryMarshaler)
 }
 
 func (b *encPlanBuilder) fill(p *encPlan) {
 	t := p.typ
 	k := t.Kind()
 	if k != reflect.Pointer && k != reflect.Interface && encodesItself(t) {
-		p.op = opLeaf
+		p.op = encOpLeaf
 		return
 	}
 	refuse := func(reason string) {
-		p.op = opRefuse
+		p.op = encOpRefuse
 		p.bad = &encRefusal{fieldType: t.String(), reason: reason}
 	}
 	switch k {
 	case reflect.Func:
-		refuse(reasonFunc)
+		refuse(encReasonFunc)
 	case reflect.Chan:
-		refuse(reasonChan)
+		refuse(encReasonChan)
 	case reflect.UnsafePointer:
-		refuse(reasonUnsafe)
+		refuse(encReasonUnsafe)
 	case reflect.Uintptr:
-		refuse(reasonUintptr)
+		refuse(encReasonUintptr)
 	case reflect.Complex64, reflect.Complex128:
-		refuse(reasonComplex)
+		refuse(encReasonComplex)
 	case reflect.Interface:
-		p.op = opInterface
+		p.op = encOpInterface
 		p.walk = true
 	case reflect.Pointer:
-		p.op = opPointer
+		p.op = encOpPointer
 		p.elem = b.plan(t.Elem())
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
-			p.op = opLeaf // a byte string, whatever the element type
+			p.op = encOpLeaf // a byte string, whatever the element type
 			return
 		}
-		p.op = opSlice
+		p.op = encOpSlice
 		p.elem = b.plan(t.Elem())
 	case reflect.Array:
-		p.op = opArray
+		p.op = encOpArray
 		p.elem = b.plan(t.Elem())
 	case reflect.Map:
-		p.op = opMap
+		p.op = encOpMap
 		p.key = b.plan(t.Key())
 		p.elem = b.plan(t.Elem())
 		if b.loose {
@@ -338,27 +338,27 @@ func (b *encPlanBuilder) fill(p *encPlan) {
 				p.looseKeys = true
 				p.walk = true
 			default:
-				p.bad = &encRefusal{fieldType: t.String(), reason: reasonLooseKeys(t.Key())}
+				p.bad = &encRefusal{fieldType: t.String(), reason: encReasonLooseKeys(t.Key())}
 			}
 		}
 	case reflect.Struct:
-		p.op = opStruct
+		p.op = encOpStruct
 		for _, f := range encodedFields(t) {
 			p.fields = append(p.fields, encField{path: f.path, index: f.index, plan: b.plan(f.typ)})
 		}
 		if len(p.fields) == 0 {
-			if r := noFieldsReason(t); r != "" {
+			if r := encNoFieldsReason(t); r != "" {
 				p.bad = &encRefusal{fieldType: t.String(), reason: r}
 			}
 		}
 	default: // booleans, integers, floats, strings
-		p.op = opLeaf
+		p.op = encOpLeaf
 	}
 }
 
-// noFieldsReason says why a struct with no encoded fields is refused, or
+// encNoFieldsReason says why a struct with no encoded fields is refused, or
 // returns "" if it has no fields to lose (struct{}, or only blank fields).
-func noFieldsReason(t reflect.Type) string {
+func encNoFieldsReason(t reflect.Type) string {
 	reason := ""
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -366,9 +366,9 @@ func noFieldsReason(t reflect.Type) string {
 			continue
 		}
 		if f.IsExported() {
-			return reasonAllSkipped
+			return encReasonAllSkipped
 		}
-		reason = reasonNoExported
+		reason = encReasonNoExported
 	}
 	return reason
 }
@@ -389,14 +389,14 @@ func (b *encPlanBuilder) derive(p *encPlan) bool {
 		}
 	}
 	switch p.op {
-	case opPointer:
+	case encOpPointer:
 		child("", p.elem)
-	case opSlice, opArray:
+	case encOpSlice, encOpArray:
 		child("[*]", p.elem)
-	case opMap:
+	case encOpMap:
 		child("[key]", p.key)
 		child("[*]", p.elem)
-	case opStruct:
+	case encOpStruct:
 		for _, f := range p.fields {
 			child(f.path, f.plan)
 		}
@@ -557,9 +557,9 @@ type encWalker struct {
 // share an address; the length because a slice and a shorter slice of it
 // share one.
 type encVisit struct {
-	typ reflect.Type
-	ptr unsafe.Pointer
+	ptr unsafe.Pointer // first: most comparisons fail on it, before the type's
 	n   int
+	typ reflect.Type
 }
 
 const encSeenAfter = 32
@@ -610,8 +610,8 @@ func (w *encWalker) leave() {
 	}
 }
 
-func cycleAt(t reflect.Type) *encRefusal {
-	return &encRefusal{fieldType: t.String(), reason: reasonCycle}
+func encCycleAt(t reflect.Type) *encRefusal {
+	return &encRefusal{fieldType: t.String(), reason: encReasonCycle}
 }
 
 // descend counts one more level of nesting (a struct, map, slice or array
@@ -622,7 +622,7 @@ func cycleAt(t reflect.Type) *encRefusal {
 // path, and bounds the walk's own recursion.
 func (w *encWalker) descend(t reflect.Type) *encRefusal {
 	if w.depth >= cborMaxNestedLevels {
-		return &encRefusal{fieldType: t.String(), reason: reasonTooDeep}
+		return &encRefusal{fieldType: t.String(), reason: encReasonTooDeep}
 	}
 	w.depth++
 	return nil
@@ -648,97 +648,114 @@ func (w *encWalker) walk(v reflect.Value, p *encPlan) *encRefusal {
 
 func (w *encWalker) walkValue(v reflect.Value, p *encPlan) *encRefusal {
 	switch p.op {
-	case opRefuse:
+	case encOpRefuse:
 		return &encRefusal{fieldType: p.typ.String(), reason: p.bad.reason}
-
-	case opInterface:
-		if v.IsNil() {
-			return nil
-		}
-		if v.CanInterface() {
-			return w.walkAny(v.Interface())
-		}
-		e := v.Elem()
-		if basicKind(e.Kind()) {
-			return nil
-		}
-		return w.walk(e, encPlanFor(e.Type(), true))
-
-	case opPointer:
-		if v.IsNil() {
-			return nil
-		}
-		if !w.enter(encVisit{p.typ, v.UnsafePointer(), 0}) {
-			return cycleAt(p.typ)
-		}
-		r := w.walk(v.Elem(), p.elem)
-		w.leave()
-		return r
-
-	case opSlice:
-		if p.typ == typeSliceAny {
-			// The type is exactly []any: view it as one, without the
-			// allocation v.Interface() makes for an addressable slice.
-			return w.walkSliceAny(unsafe.Slice((*any)(v.UnsafePointer()), v.Len()))
-		}
-		n := v.Len()
-		if n == 0 || !p.elem.check() {
-			return nil
-		}
-		if !w.enter(encVisit{p.typ, v.UnsafePointer(), n}) {
-			return cycleAt(p.typ)
-		}
-		defer w.leave()
-		if r := w.descend(p.typ); r != nil {
-			return r
-		}
-		defer w.ascend()
-		for i := range n {
-			if r := w.walk(v.Index(i), p.elem); r != nil {
-				return r.under("[" + strconv.Itoa(i) + "]")
-			}
-		}
-		return nil
-
-	case opArray:
-		if !p.elem.check() || v.Len() == 0 {
-			return nil
-		}
-		if r := w.descend(p.typ); r != nil {
-			return r
-		}
-		defer w.ascend()
-		for i := range v.Len() {
-			if r := w.walk(v.Index(i), p.elem); r != nil {
-				return r.under("[" + strconv.Itoa(i) + "]")
-			}
-		}
-		return nil
-
-	case opMap:
-		if p.typ == typeMapStringAny && v.CanInterface() {
+	case encOpInterface:
+		return w.walkInterface(v)
+	case encOpPointer:
+		return w.walkPointer(v, p)
+	case encOpSlice:
+		return w.walkSlice(v, p)
+	case encOpArray:
+		return w.walkArray(v, p)
+	case encOpMap:
+		if p.typ == encTypeMapStringAny && v.CanInterface() {
 			return w.walkMapStringAny(v.Interface().(map[string]any)) // no reflection, no allocation
 		}
 		return w.walkMap(v, p)
+	case encOpStruct:
+		return w.walkStruct(v, p)
+	}
+	return nil
+}
 
-	case opStruct:
-		if r := w.descend(p.typ); r != nil {
-			return r
-		}
-		defer w.ascend()
-		for _, f := range p.fields {
-			if !f.plan.check() {
-				continue
-			}
-			fv, ok := fieldValue(v, f.index)
-			if !ok {
-				continue
-			}
-			if r := w.walk(fv, f.plan); r != nil {
-				return r.under(f.path)
-			}
-		}
+// The walks of each kind are separate functions so that each has few
+// returns and defers, which keeps its defers cheap (open-coded).
+
+func (w *encWalker) walkInterface(v reflect.Value) *encRefusal {
+	if v.IsNil() {
 		return nil
+	}
+	if v.CanInterface() {
+		return w.walkAny(v.Interface())
+	}
+	e := v.Elem()
+	if encBasicKind(e.Kind()) {
+		return nil
+	}
+	return w.walk(e, encPlanFor(e.Type(), true))
+}
+
+func (w *encWalker) walkPointer(v reflect.Value, p *encPlan) *encRefusal {
+	if v.IsNil() {
+		return nil
+	}
+	if !w.enter(encVisit{v.UnsafePointer(), 0, p.typ}) {
+		return encCycleAt(p.typ)
+	}
+	r := w.walk(v.Elem(), p.elem)
+	w.leave()
+	return r
+}
+
+func (w *encWalker) walkSlice(v reflect.Value, p *encPlan) *encRefusal {
+	if p.typ == encTypeSliceAny {
+		// The type is exactly []any: view it as one, without the
+		// allocation v.Interface() makes for an addressable slice.
+		return w.walkSliceAny(unsafe.Slice((*any)(v.UnsafePointer()), v.Len()))
+	}
+	n := v.Len()
+	if n == 0 || !p.elem.check() {
+		return nil
+	}
+	if !w.enter(encVisit{v.UnsafePointer(), n, p.typ}) {
+		return encCycleAt(p.typ)
+	}
+	defer w.leave()
+	if r := w.descend(p.typ); r != nil {
+		return r
+	}
+	defer w.ascend()
+	for i := range n {
+		if r := w.walk(v.Index(i), p.elem); r != nil {
+			return r.under("[" + strconv.Itoa(i) + "]")
+		}
+	}
+	return nil
+}
+
+func (w *encWalker) walkArray(v reflect.Value, p *encPlan) *encRefusal {
+	if !p.elem.check() || v.Len() == 0 {
+		return nil
+	}
+	if r := w.descend(p.typ); r != nil {
+		return r
+	}
+	defer w.ascend()
+	for i := range v.Len() {
+		if r := w.walk(v.Index(i), p.elem); r != nil {
+			return r.under("[" + strconv.Itoa(i) + "]")
+		}
+	}
+	return nil
+}
+
+func (w *encWalker) walkStruct(v reflect.Value, p *encPlan) *encRefusal {
+	if r := w.descend(p.typ); r != nil {
+		return r
+	}
+	defer w.ascend()
+	for _, f := range p.fields {
+		if !f.plan.check() {
+			continue
+		}
+		fv, ok := encFieldValue(v, f.index)
+		if !ok {
+			continue
+		}
+		if r := w.walk(fv, f.plan); r != nil {
+			return r.under(f.path)
+		}
 	}
 	return nil
 }
@@ -751,8 +768,8 @@ func (w *encWalker) walkMap(v reflect.Value, p *encPlan) *encRefusal {
 	if !keys && !elems {
 		return nil
 	}
-	if !w.enter(encVisit{p.typ, v.UnsafePointer(), 0}) {
-		return cycleAt(p.typ)
+	if !w.enter(encVisit{v.UnsafePointer(), 0, p.typ}) {
+		return encCycleAt(p.typ)
 	}
 	defer w.leave()
 	if r := w.descend(p.typ); r != nil {
@@ -780,7 +797,7 @@ func (w *encWalker) walkMap(v reflect.Value, p *encPlan) *encRefusal {
 				if !k.IsNil() {
 					kt = k.Elem().Type()
 				}
-				return &encRefusal{fieldType: p.typ.String(), reason: reasonLooseKeys(kt)}
+				return &encRefusal{fieldType: p.typ.String(), reason: encReasonLooseKeys(kt)}
 			}
 			if r := w.walk(k, p.key); r != nil {
 				return r.under("[key]")
@@ -793,7 +810,7 @@ func (w *encWalker) walkMap(v reflect.Value, p *encPlan) *encRefusal {
 				e = it.Value()
 			}
 			if r := w.walk(e, p.elem); r != nil {
-				return r.under("[" + formatKey(k) + "]")
+				return r.under("[" + encFormatKey(k) + "]")
 			}
 		}
 	}
@@ -801,8 +818,8 @@ func (w *encWalker) walkMap(v reflect.Value, p *encPlan) *encRefusal {
 }
 
 var (
-	typeMapStringAny = reflect.TypeFor[map[string]any]()
-	typeSliceAny     = reflect.TypeFor[[]any]()
+	encTypeMapStringAny = reflect.TypeFor[map[string]any]()
+	encTypeSliceAny     = reflect.TypeFor[[]any]()
 )
 
 // walkAny checks x, a value held in an interface. The common dynamic
@@ -821,7 +838,7 @@ func (w *encWalker) walkAny(x any) *encRefusal {
 		return w.walkSliceAny(x)
 	}
 	v := reflect.ValueOf(x)
-	if basicKind(v.Kind()) {
+	if encBasicKind(v.Kind()) {
 		return nil
 	}
 	return w.walk(v, encPlanFor(v.Type(), true))
@@ -833,11 +850,11 @@ func (w *encWalker) walkMapStringAny(m map[string]any) *encRefusal {
 	if len(m) == 0 {
 		return nil
 	}
-	if !w.enter(encVisit{typeMapStringAny, reflect.ValueOf(m).UnsafePointer(), 0}) {
-		return cycleAt(typeMapStringAny)
+	if !w.enter(encVisit{reflect.ValueOf(m).UnsafePointer(), 0, encTypeMapStringAny}) {
+		return encCycleAt(encTypeMapStringAny)
 	}
 	defer w.leave()
-	if r := w.descend(typeMapStringAny); r != nil {
+	if r := w.descend(encTypeMapStringAny); r != nil {
 		return r
 	}
 	defer w.ascend()
@@ -849,16 +866,16 @@ func (w *encWalker) walkMapStringAny(m map[string]any) *encRefusal {
 	return nil
 }
 
-// walkSliceAny is the opSlice walk for a []any.
+// walkSliceAny is the encOpSlice walk for a []any.
 func (w *encWalker) walkSliceAny(s []any) *encRefusal {
 	if len(s) == 0 {
 		return nil
 	}
-	if !w.enter(encVisit{typeSliceAny, unsafe.Pointer(unsafe.SliceData(s)), len(s)}) {
-		return cycleAt(typeSliceAny)
+	if !w.enter(encVisit{unsafe.Pointer(unsafe.SliceData(s)), len(s), encTypeSliceAny}) {
+		return encCycleAt(encTypeSliceAny)
 	}
 	defer w.leave()
-	if r := w.descend(typeSliceAny); r != nil {
+	if r := w.descend(encTypeSliceAny); r != nil {
 		return r
 	}
 	defer w.ascend()
@@ -870,9 +887,9 @@ func (w *encWalker) walkSliceAny(s []any) *encRefusal {
 	return nil
 }
 
-// fieldValue returns the field of struct v at index, following embedded
+// encFieldValue returns the field of struct v at index, following embedded
 // pointers; false if one of them is nil (fxamacker then skips the field).
-func fieldValue(v reflect.Value, index []int) (reflect.Value, bool) {
+func encFieldValue(v reflect.Value, index []int) (reflect.Value, bool) {
 	for i, x := range index {
 		if i > 0 && v.Kind() == reflect.Pointer {
 			if v.IsNil() {
@@ -885,7 +902,7 @@ func fieldValue(v reflect.Value, index []int) (reflect.Value, bool) {
 	return v, true
 }
 
-func basicKind(k reflect.Kind) bool {
+func encBasicKind(k reflect.Kind) bool {
 	switch k {
 	case reflect.Bool, reflect.String,
 		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
@@ -896,9 +913,9 @@ func basicKind(k reflect.Kind) bool {
 	return false
 }
 
-// formatKey renders a map key for a path: quoted if it is a string, as Go
+// encFormatKey renders a map key for a path: quoted if it is a string, as Go
 // prints it otherwise.
-func formatKey(k reflect.Value) string {
+func encFormatKey(k reflect.Value) string {
 	if k.Kind() == reflect.Interface && !k.IsNil() {
 		k = k.Elem()
 	}

@@ -100,6 +100,13 @@ type encEmbedsPtr struct {
 
 type encOKBase struct{ ID int }
 
+// encLocked embeds a mutex: its fields are unexported, so nothing is
+// promoted, and N is still stored.
+type encLocked struct {
+	sync.Mutex
+	N int
+}
+
 type encStamp struct {
 	At  time.Time
 	Ptr *time.Time
@@ -182,67 +189,72 @@ func TestCheckEncodable(t *testing.T) {
 		{"embedded nil pointer", encEmbedsPtr{X: 1}, ok},
 		{"embedded pointer", encEmbedsPtr{encOKBase: &encOKBase{ID: 1}}, ok},
 		{"map with any keys at the top", map[any]int{1: 1, "a": 2}, ok},
+		{"embedded mutex", encLocked{N: 1}, ok},
+
+		// Common values that would lose data.
+		{"error value", errors.New("boom"), &want{"", "errors.errorString", encReasonNoExported}},
+		{"exported mutex field", struct{ Mu sync.Mutex }{}, &want{".Mu", "sync.Mutex", encReasonNoExported}},
 
 		// Funcs.
-		{"func", fn, &want{"", "func()", reasonFunc}},
+		{"func", fn, &want{"", "func()", encReasonFunc}},
 		{"func in a nested struct in a slice",
 			encOrder{ID: 1, Items: []encItem{{SKU: "a"}, {SKU: "b", OnChange: fn}}},
-			&want{".Items[0].OnChange", "func()", reasonFunc}},
+			&want{".Items[0].OnChange", "func()", encReasonFunc}},
 		{"func in a struct in an empty slice", encOrder{ID: 1},
-			&want{".Items[*].OnChange", "func()", reasonFunc}},
+			&want{".Items[*].OnChange", "func()", encReasonFunc}},
 		{"func deep in a map of slices",
 			encDeep{Orders: map[string][]encOrder{"o": {{Items: []encItem{{}}}}}},
-			&want{`.Orders["o"][0].Items[0].OnChange`, "func()", reasonFunc}},
+			&want{`.Orders["o"][0].Items[0].OnChange`, "func()", encReasonFunc}},
 		{"interface field holding a func", encHolder{Name: "h", Any: fn},
-			&want{".Any", "func()", reasonFunc}},
-		{"func in []any", []any{1, "x", fn}, &want{"[2]", "func()", reasonFunc}},
+			&want{".Any", "func()", encReasonFunc}},
+		{"func in []any", []any{1, "x", fn}, &want{"[2]", "func()", encReasonFunc}},
 		{"func in a promoted field", encEmbeds{X: 1},
-			&want{".encBase.F", "func()", reasonFunc}},
+			&want{".encBase.F", "func()", encReasonFunc}},
 		{"pointer to a struct with a func", &encItem{SKU: "x"},
-			&want{".OnChange", "func()", reasonFunc}},
+			&want{".OnChange", "func()", encReasonFunc}},
 
 		// Channels.
-		{"chan", ch, &want{"", "chan int", reasonChan}},
+		{"chan", ch, &want{"", "chan int", encReasonChan}},
 		{"chan in a map value", map[string]encWithChan{"k": {Name: "n"}},
-			&want{`["k"].Done`, "chan struct {}", reasonChan}},
+			&want{`["k"].Done`, "chan struct {}", encReasonChan}},
 		{"chan as a map value", map[string]chan int{"k": ch},
-			&want{`["k"]`, "chan int", reasonChan}},
+			&want{`["k"]`, "chan int", encReasonChan}},
 		{"chan as a map key", encKeyed{Subs: map[chan int]string{ch: "x"}},
-			&want{".Subs[key]", "chan int", reasonChan}},
+			&want{".Subs[key]", "chan int", encReasonChan}},
 		{"chan behind an interface and a pointer", encHolder{Any: &encWithChan{}},
-			&want{".Any.Done", "chan struct {}", reasonChan}},
+			&want{".Any.Done", "chan struct {}", encReasonChan}},
 
 		// Other unencodable kinds.
-		{"unsafe.Pointer", unsafe.Pointer(&now), &want{"", "unsafe.Pointer", reasonUnsafe}},
-		{"uintptr", uintptr(1), &want{"", "uintptr", reasonUintptr}},
-		{"complex", complex(1, 2), &want{"", "complex128", reasonComplex}},
-		{"complex in []any", []any{complex64(1)}, &want{"[0]", "complex64", reasonComplex}},
+		{"unsafe.Pointer", unsafe.Pointer(&now), &want{"", "unsafe.Pointer", encReasonUnsafe}},
+		{"uintptr", uintptr(1), &want{"", "uintptr", encReasonUintptr}},
+		{"complex", complex(1, 2), &want{"", "complex128", encReasonComplex}},
+		{"complex in []any", []any{complex64(1)}, &want{"[0]", "complex64", encReasonComplex}},
 
 		// Cycles.
-		{"cycle via pointer", ring, &want{".Next.Next", "*session.encNode", reasonCycle}},
-		{"cycle via map", self, &want{`["self"]`, "map[string]interface {}", reasonCycle}},
-		{"cycle via slice", sliceSelf, &want{"[1]", "[]interface {}", reasonCycle}},
-		{"cycle via interface field", holderCycle, &want{".Any", "*session.encHolder", reasonCycle}},
+		{"cycle via pointer", ring, &want{".Next.Next", "*session.encNode", encReasonCycle}},
+		{"cycle via map", self, &want{`["self"]`, "map[string]interface {}", encReasonCycle}},
+		{"cycle via slice", sliceSelf, &want{"[1]", "[]interface {}", encReasonCycle}},
+		{"cycle via interface field", holderCycle, &want{".Any", "*session.encHolder", encReasonCycle}},
 		{"cycle via a recursive slice type", treeCycle,
-			&want{".Children[0].Children", "[]session.encTree", reasonCycle}},
+			&want{".Children[0].Children", "[]session.encTree", encReasonCycle}},
 
 		// Structs with nothing to store.
 		{"unexported-only struct", encHidden{1, "x"},
-			&want{"", "session.encHidden", reasonNoExported}},
+			&want{"", "session.encHidden", encReasonNoExported}},
 		{"pointer to unexported-only struct", &encHidden{},
-			&want{"", "session.encHidden", reasonNoExported}},
+			&want{"", "session.encHidden", encReasonNoExported}},
 		{"unexported-only struct in a field", struct{ H encHidden }{},
-			&want{".H", "session.encHidden", reasonNoExported}},
+			&want{".H", "session.encHidden", encReasonNoExported}},
 		{"unexported-only struct behind an interface", []any{encHidden{}},
-			&want{"[0]", "session.encHidden", reasonNoExported}},
+			&want{"[0]", "session.encHidden", encReasonNoExported}},
 		{"exported fields all tagged -", encAllDashed{X: 1},
-			&want{"", "session.encAllDashed", reasonAllSkipped}},
+			&want{"", "session.encAllDashed", encReasonAllSkipped}},
 
 		// Maps that could not be read back inside an interface.
 		{"map[int]string in an interface", map[string]any{"h": map[int]string{1: "a"}},
-			&want{`["h"]`, "map[int]string", reasonLooseKeys(reflect.TypeFor[int]())}},
+			&want{`["h"]`, "map[int]string", encReasonLooseKeys(reflect.TypeFor[int]())}},
 		{"map[any]any with an int key in an interface", encHolder{Any: map[any]any{"a": 1, 2: "b"}},
-			&want{".Any", "map[interface {}]interface {}", reasonLooseKeys(reflect.TypeFor[int]())}},
+			&want{".Any", "map[interface {}]interface {}", encReasonLooseKeys(reflect.TypeFor[int]())}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,7 +358,7 @@ func TestCheckEncodableDepth(t *testing.T) {
 	// One more: refused, by both.
 	deep := encList(cborMaxNestedLevels + 1)
 	err2 := checkEncodable(deep)
-	if err2 == nil || err2.Reason != reasonTooDeep {
+	if err2 == nil || err2.Reason != encReasonTooDeep {
 		t.Fatalf("list of %d: %v, want too deep", cborMaxNestedLevels+1, err2)
 	}
 	if want := strings.Repeat(".Next", cborMaxNestedLevels); err2.Path != want || err2.FieldType != "session.encNode" {
@@ -357,7 +369,7 @@ func TestCheckEncodableDepth(t *testing.T) {
 	}
 
 	// A very long list is refused quickly, not walked to its end.
-	if err := checkEncodable(encList(1_000_000)); err == nil || err.Reason != reasonTooDeep {
+	if err := checkEncodable(encList(1_000_000)); err == nil || err.Reason != encReasonTooDeep {
 		t.Errorf("list of 1e6: %v, want too deep", err)
 	}
 
@@ -366,7 +378,7 @@ func TestCheckEncodableDepth(t *testing.T) {
 	for range 200 {
 		nested = []any{nested}
 	}
-	if err := checkEncodable(nested); err == nil || err.Reason != reasonTooDeep ||
+	if err := checkEncodable(nested); err == nil || err.Reason != encReasonTooDeep ||
 		err.Path != strings.Repeat("[0]", cborMaxNestedLevels) {
 		t.Errorf("nested []any: %v, want too deep at %d × [0]", err, cborMaxNestedLevels)
 	}
@@ -383,7 +395,7 @@ func TestCheckEncodableLongRing(t *testing.T) {
 	}
 	last.Next = head
 	err := checkEncodable(head)
-	if err == nil || err.Reason != reasonCycle {
+	if err == nil || err.Reason != encReasonCycle {
 		t.Fatalf("ring of %d: %v, want a cycle", n, err)
 	}
 	if want := strings.Repeat(".Next", n); err.Path != want {
@@ -451,7 +463,7 @@ func TestCheckEncodableConcurrent(t *testing.T) {
 	}
 }
 
-type benchUser struct {
+type encBenchUser struct {
 	Name     string
 	Email    string
 	Roles    []string
@@ -459,7 +471,7 @@ type benchUser struct {
 	ID       int64
 }
 
-type benchCart struct {
+type encBenchCart struct {
 	Items []struct {
 		SKU   string
 		Qty   int
@@ -470,8 +482,8 @@ type benchCart struct {
 }
 
 func BenchmarkCheckEncodable(b *testing.B) {
-	user := benchUser{Name: "a", Email: "a@b", Roles: []string{"x"}, LoggedIn: time.Now(), ID: 1}
-	cart := benchCart{Notes: map[string]any{"gift": true, "msg": "hi", "n": 3}}
+	user := encBenchUser{Name: "a", Email: "a@b", Roles: []string{"x"}, LoggedIn: time.Now(), ID: 1}
+	cart := encBenchCart{Notes: map[string]any{"gift": true, "msg": "hi", "n": 3}}
 	for i := range 10 {
 		cart.Items = append(cart.Items, struct {
 			SKU   string

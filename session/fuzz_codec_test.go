@@ -60,10 +60,13 @@ func FuzzCBORUnmarshal(f *testing.F) {
 		}
 		b, err := c.Marshal(a)
 		if err != nil {
-			// The one known exception: tag 1 (an epoch time, which this
-			// codec never writes) decodes to any year, but a time.Time is
-			// written as RFC 3339, whose years are 0 to 9999, so fxamacker
-			// refuses it (with an error, which Put reports).
+			// The one known exception: the decoder accepts times that RFC
+			// 3339, the form the encoder writes, cannot hold. Tag 1 (an
+			// epoch time, which this codec never writes) can be any year,
+			// and Go's time.Parse accepts a "+24:00" offset in tag 0, but
+			// RFC 3339 has years 0 to 9999 and offsets under 24 hours, so
+			// fxamacker refuses to encode them (with an error, which Put
+			// reports). Seeds far-epoch-time and offset-24h.
 			var uv *cbor.UnsupportedValueError
 			if errors.As(err, &uv) && hasTimeOutsideRFC3339(a) {
 				return
@@ -78,11 +81,13 @@ func FuzzCBORUnmarshal(f *testing.F) {
 }
 
 // hasTimeOutsideRFC3339 reports whether v, decoded into an any, holds a
-// time.Time whose year RFC 3339 cannot write.
+// time.Time that RFC 3339 cannot write: a year outside 0 to 9999, or a UTC
+// offset of 24 hours or more.
 func hasTimeOutsideRFC3339(v any) bool {
 	switch v := v.(type) {
 	case time.Time:
-		return v.Year() < 0 || v.Year() > 9999
+		_, off := v.Zone()
+		return v.Year() < 0 || v.Year() > 9999 || off <= -24*3600 || off >= 24*3600
 	case []any:
 		for _, x := range v {
 			if hasTimeOutsideRFC3339(x) {
