@@ -86,6 +86,8 @@ type Manager struct {
 	log   *slog.Logger
 	// routes is the store's RouteChecker, or nil if it has none.
 	routes RouteChecker
+	// newKey draws a new session key: the store's KeyGenerator, or NewBase.
+	newKey func() string
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -161,6 +163,10 @@ func New(cfg Config) (*Manager, error) {
 		done:  make(chan struct{}),
 	}
 	m.routes, _ = cfg.Store.(RouteChecker)
+	m.newKey = NewBase
+	if kg, ok := cfg.Store.(KeyGenerator); ok {
+		m.newKey = kg.NewKey
+	}
 	if cfg.SweepInterval > 0 {
 		m.wg.Add(1)
 		go m.sweepLoop(cfg.SweepInterval)

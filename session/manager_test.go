@@ -898,3 +898,31 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// keyStore chooses keys, as the cluster does to keep sessions local.
+type keyStore struct {
+	*recStore
+	n int
+}
+
+func (s *keyStore) NewKey() string {
+	s.n++
+	return fmt.Sprintf("chosen-key-%013d", s.n)
+}
+
+func TestKeyGenerator(t *testing.T) {
+	st := &keyStore{recStore: &recStore{Store: memstore.New()}}
+	m, _ := newManager(t, session.Config{Store: st})
+	c := &client{t: t, h: m.Handler(kv())}
+	c.do("GET", "/put?k=a&v=1", nil)
+	if c.cookie != "chosen-key-0000000000001.n1" {
+		t.Fatalf("new session id = %q, want the store's key", c.cookie)
+	}
+	c.do("GET", "/renew", nil)
+	if c.cookie != "chosen-key-0000000000002.n1" {
+		t.Fatalf("renewed id = %q, want the store's next key", c.cookie)
+	}
+	if got := c.do("GET", "/get?k=a", nil).Body.String(); got != "true:1" {
+		t.Fatalf("after renew: %q", got)
+	}
+}

@@ -285,7 +285,7 @@ func (s *Session) startNew() error {
 		}
 	}
 	s.isNew = true
-	s.id = ID{Base: NewBase(), Route: s.m.cfg.Route}
+	s.id = ID{Base: s.m.newKey(), Route: s.m.cfg.Route}
 	now := time.Now()
 	s.rec = Record{Key: s.id.Base, Created: now, LastAccess: now, IdleTimeout: s.m.cfg.IdleTimeout}
 	if t := s.m.cfg.AbsoluteTimeout; t > 0 {
@@ -353,10 +353,10 @@ func (s *Session) RenewID() error {
 	}
 	switch {
 	case s.isNew:
-		s.id.Base = NewBase()
+		s.id.Base = s.m.newKey()
 		s.rec.Key = s.id.Base
 	case s.exists:
-		s.newKey = NewBase()
+		s.newKey = s.m.newKey()
 		s.id = ID{Base: s.newKey, Route: s.m.cfg.Route}
 		s.cookie = cookieSet
 	}
@@ -508,7 +508,7 @@ func (s *Session) create(ctx context.Context, now time.Time) error {
 		}
 		// A 144-bit collision means a broken random source or a store
 		// that mixes up keys; draw again rather than share a session.
-		rec.Key = NewBase()
+		rec.Key = s.m.newKey()
 		s.id.Base = rec.Key
 	}
 	rec.Version = 1

@@ -134,3 +134,12 @@ type Store interface {
 type RouteChecker interface {
 	RouteAlive(route string) bool
 }
+
+// KeyGenerator is an optional Store capability: a store that places
+// sessions (the cluster) chooses new keys, so that the node creating a
+// session can be its primary owner and serve it locally. NewKey must return
+// a fresh key of at least 128 random bits in the alphabet of NewBase; the
+// Manager uses NewBase for stores without this capability.
+type KeyGenerator interface {
+	NewKey() string
+}
