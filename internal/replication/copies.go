@@ -1,0 +1,159 @@
+// Package replication is the cluster's engine: which node sends which
+// session change to which other node, and the version rules that keep
+// every copy of a session converging to its newest state. docs/design.md
+// ("The cluster store") describes the protocol; this package implements it
+// piece by piece, each tested alone. wire (the frames) and Copies (the
+// version rules) are the first pieces.
+package replication
+
+import (
+	"errors"
+
+	"github.com/shoal-go/shoal/internal/recordmap"
+	"github.com/shoal-go/shoal/session"
+)
+
+// Copies holds a node's copies of sessions, as primary or backup, and
+// enforces the version rules: the primary gives each commit the next
+// version, and a backup applies a version only on top of the one before
+// it, so a stale, duplicated or reordered delta never overwrites a newer
+// state.
+type Copies struct {
+	m *recordmap.Map
+}
+
+// NewCopies returns an empty set of copies.
+func NewCopies() *Copies { return &Copies{m: recordmap.New()} }
+
+// ApplyResult says what a backup did with a primary's delta.
+type ApplyResult int
+
+const (
+	// Applied: the copy was at version-1 and is now at version.
+	Applied ApplyResult = iota + 1
+	// Duplicate: the copy was already at version or newer; nothing changed.
+	Duplicate
+	// Gap: the copy is older than version-1 (a delta was lost); the
+	// primary must send the whole record.
+	Gap
+	// Missing: there is no copy; the primary must send the whole record.
+	Missing
+)
+
+func (r ApplyResult) String() string {
+	switch r {
+	case Applied:
+		return "applied"
+	case Duplicate:
+		return "duplicate"
+	case Gap:
+		return "gap"
+	case Missing:
+		return "missing"
+	}
+	return "unknown"
+}
+
+// ErrRename is returned by Commit for a delta with NewKey: a new key has
+// other owners, so a rename is a create at the new owners and a delete at
+// the old ones, which the engine sends, not a change of one copy.
+var ErrRename = errors.New("replication: a delta with NewKey is not committed to one copy")
+
+// Get returns the copy under key.
+func (c *Copies) Get(key string) (session.Record, bool) { return c.m.Get(key) }
+
+// Len returns the number of copies held.
+func (c *Copies) Len() int { return c.m.Len() }
+
+// Create stores a new session as its primary does, at version 1. It
+// returns session.ErrExists if the key is taken.
+func (c *Copies) Create(rec session.Record) error {
+	rec.Version = 1
+	if !c.m.Insert(rec) {
+		return session.ErrExists
+	}
+	return nil
+}
+
+// Commit applies d as the session's primary: the copy moves to the next
+// version, which Commit returns. sent, if not nil, is called under the
+// session's lock with the new version and record, so that the messages it
+// enqueues for the backups leave in version order. It returns
+// session.ErrNotFound if there is no copy.
+func (c *Copies) Commit(key string, d session.Delta, sent func(version uint64, rec *session.Record)) (uint64, error) {
+	if d.NewKey != "" {
+		return 0, ErrRename
+	}
+	var version uint64
+	err := c.m.Update(key, func(cur session.Record, found bool) (session.Record, bool, error) {
+		if !found {
+			return cur, false, session.ErrNotFound
+		}
+		next := session.ApplyDelta(cur, d)
+		next.Version = cur.Version + 1
+		version = next.Version
+		if sent != nil {
+			sent(version, &next)
+		}
+		return next, true, nil
+	})
+	return version, err
+}
+
+// Apply applies a primary's delta that brings the session to version.
+func (c *Copies) Apply(key string, d session.Delta, version uint64) ApplyResult {
+	if d.NewKey != "" {
+		return Gap // never sent by a primary; ask for the record rather than guess
+	}
+	res := Missing
+	c.m.Update(key, func(cur session.Record, found bool) (session.Record, bool, error) {
+		switch {
+		case !found:
+			res = Missing
+		case cur.Version >= version:
+			res = Duplicate
+		case cur.Version+1 < version:
+			res = Gap
+		default:
+			next := session.ApplyDelta(cur, d)
+			next.Version = version
+			res = Applied
+			return next, true, nil
+		}
+		return cur, found, recordmap.ErrSkip
+	})
+	return res
+}
+
+// Put stores a whole record (state transfer, re-replication, a reply to
+// NeedFull) unless the copy already has its version or a newer one. It
+// reports whether it stored the record.
+func (c *Copies) Put(rec session.Record) bool {
+	stored := false
+	c.m.Update(rec.Key, func(cur session.Record, found bool) (session.Record, bool, error) {
+		if found && cur.Version >= rec.Version {
+			return cur, true, recordmap.ErrSkip
+		}
+		stored = true
+		return rec, true, nil
+	})
+	return stored
+}
+
+// Delete removes the copy under key if its version is at most version (a
+// delete ordered after a newer write is stale and ignored); version 0
+// deletes whatever the copy's version. It reports whether it removed one.
+func (c *Copies) Delete(key string, version uint64) bool {
+	removed := false
+	c.m.Update(key, func(cur session.Record, found bool) (session.Record, bool, error) {
+		if !found || (version != 0 && cur.Version > version) {
+			return cur, found, recordmap.ErrSkip
+		}
+		removed = true
+		return cur, false, nil
+	})
+	return removed
+}
+
+// Range calls fn for each copy until fn returns false.
+func (c *Copies) Range(fn func(rec session.Record) bool) { c.m.Range(fn) }
