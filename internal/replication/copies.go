@@ -8,6 +8,7 @@ package replication
 
 import (
 	"errors"
+	"time"
 
 	"github.com/shoal-go/shoal/internal/recordmap"
 	"github.com/shoal-go/shoal/session"
@@ -157,3 +158,13 @@ func (c *Copies) Delete(key string, version uint64) bool {
 
 // Range calls fn for each copy until fn returns false.
 func (c *Copies) Range(fn func(rec session.Record) bool) { c.m.Range(fn) }
+
+// Touch raises the access time of the copy under key to at least t.
+func (c *Copies) Touch(key string, t time.Time) (uint64, bool) { return c.m.Touch(key, t) }
+
+// Expire removes and returns up to limit copies whose deadline is at or
+// before now and for which keep reports true (the engine expires only the
+// sessions it is primary of).
+func (c *Copies) Expire(now time.Time, limit int, keep func(key string) bool) []session.Record {
+	return c.m.Expire(now, limit, keep)
+}
