@@ -8,6 +8,7 @@ package replication
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/shoal-go/shoal/internal/recordmap"
@@ -21,10 +22,44 @@ import (
 // state.
 type Copies struct {
 	m *recordmap.Map
+
+	tombMu sync.Mutex           // protects tombs
+	tombs  map[string]time.Time // deleted keys, until TombstoneTTL after
 }
 
+// TombstoneTTL is how long a deleted key is remembered: a copy of it that
+// arrives later (a rebalance pass that read it before the delete) is
+// refused rather than bringing a logged-out session back. Keys are never
+// reused (a new session or RenewID draws a new random key), so refusing
+// them is always right; the TTL only bounds the memory.
+const TombstoneTTL = time.Minute
+
 // NewCopies returns an empty set of copies.
-func NewCopies() *Copies { return &Copies{m: recordmap.New()} }
+func NewCopies() *Copies { return &Copies{m: recordmap.New(), tombs: map[string]time.Time{}} }
+
+func (c *Copies) buried(key string) bool {
+	c.tombMu.Lock()
+	defer c.tombMu.Unlock()
+	_, ok := c.tombs[key]
+	return ok
+}
+
+func (c *Copies) bury(key string) {
+	c.tombMu.Lock()
+	defer c.tombMu.Unlock()
+	c.tombs[key] = time.Now()
+}
+
+// PruneTombstones forgets deleted keys older than TombstoneTTL.
+func (c *Copies) PruneTombstones(now time.Time) {
+	c.tombMu.Lock()
+	defer c.tombMu.Unlock()
+	for k, at := range c.tombs {
+		if now.Sub(at) > TombstoneTTL {
+			delete(c.tombs, k)
+		}
+	}
+}
 
 // ApplyResult says what a backup did with a primary's delta.
 type ApplyResult int
@@ -70,7 +105,7 @@ func (c *Copies) Len() int { return c.m.Len() }
 // returns session.ErrExists if the key is taken.
 func (c *Copies) Create(rec session.Record) error {
 	rec.Version = 1
-	if !c.m.Insert(rec) {
+	if c.buried(rec.Key) || !c.m.Insert(rec) {
 		return session.ErrExists
 	}
 	return nil
@@ -130,6 +165,9 @@ func (c *Copies) Apply(key string, d session.Delta, version uint64) ApplyResult 
 // NeedFull) unless the copy already has its version or a newer one. It
 // reports whether it stored the record.
 func (c *Copies) Put(rec session.Record) bool {
+	if c.buried(rec.Key) {
+		return false
+	}
 	stored := false
 	c.m.Update(rec.Key, func(cur session.Record, found bool) (session.Record, bool, error) {
 		if found && cur.Version >= rec.Version {
@@ -153,7 +191,23 @@ func (c *Copies) Delete(key string, version uint64) bool {
 		removed = true
 		return cur, false, nil
 	})
+	if removed || version == 0 {
+		c.bury(key)
+	}
 	return removed
+}
+
+// Drop removes this node's copy under key, if still at version, because
+// the node no longer owns the session (it moved to other owners). Unlike
+// Delete it leaves no tombstone: the session lives on elsewhere and may
+// come back here after another membership change.
+func (c *Copies) Drop(key string, version uint64) {
+	c.m.Update(key, func(cur session.Record, found bool) (session.Record, bool, error) {
+		if !found || cur.Version != version {
+			return cur, found, recordmap.ErrSkip
+		}
+		return cur, false, nil
+	})
 }
 
 // Range calls fn for each copy until fn returns false.
@@ -166,5 +220,9 @@ func (c *Copies) Touch(key string, t time.Time) (uint64, bool) { return c.m.Touc
 // before now and for which keep reports true (the engine expires only the
 // sessions it is primary of).
 func (c *Copies) Expire(now time.Time, limit int, keep func(key string) bool) []session.Record {
-	return c.m.Expire(now, limit, keep)
+	recs := c.m.Expire(now, limit, keep)
+	for _, r := range recs {
+		c.bury(r.Key)
+	}
+	return recs
 }

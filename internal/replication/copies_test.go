@@ -153,3 +153,23 @@ func TestConvergesUnderReordering(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedStaysDeleted: a copy that arrives after its session was
+// deleted (a rebalance pass that read it before) does not bring it back.
+func TestDeletedStaysDeleted(t *testing.T) {
+	c := NewCopies()
+	rec := session.Record{Key: "k", Version: 3}
+	c.Put(rec)
+	c.Delete("k", 0)
+	if c.Put(rec) || c.Create(session.Record{Key: "k"}) == nil {
+		t.Fatal("a deleted session came back")
+	}
+	c.Put(session.Record{Key: "x", Version: 1})
+	if got := c.Expire(time.Now(), 10, nil); len(got) != 0 {
+		t.Fatal("expired a session without a deadline")
+	}
+	c.PruneTombstones(time.Now().Add(2 * TombstoneTTL))
+	if !c.Put(rec) {
+		t.Fatal("tombstone kept past its TTL")
+	}
+}

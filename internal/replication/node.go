@@ -1,0 +1,718 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-go/shoal/internal/placement"
+	"github.com/shoal-go/shoal/internal/replication/wire"
+	"github.com/shoal-go/shoal/session"
+)
+
+// Config configures a Node.
+type Config struct {
+	// Self is this node's name (its route), as the other nodes know it.
+	Self string
+	// Owners is how many nodes hold each session, the primary included.
+	// Zero or negative: every node (all-to-all, for 2 to 4 nodes).
+	Owners int
+	// Async sends changes to the backups without waiting for them (a
+	// node that dies loses its last changes); the default waits until
+	// every live owner has applied a change before the commit returns.
+	Async bool
+	// Timeout bounds one request to a peer. Default 5 s.
+	Timeout time.Duration
+	// BatchSize is how many sessions one Records message carries when
+	// sessions move between nodes. Default 256.
+	BatchSize int
+	// Logger receives the node's log lines. Default: discard.
+	Logger *slog.Logger
+}
+
+// Stats are a Node's counters since it started.
+type Stats struct {
+	Forwarded   atomic.Int64 // commits sent to another node's primary
+	Fetched     atomic.Int64 // sessions fetched from an owner
+	FullSends   atomic.Int64 // whole records sent to a backup that missed a version
+	Pushed      atomic.Int64 // sessions sent to new owners after a membership change
+	Unreachable atomic.Int64 // requests to a peer that could not be reached
+	Takeovers   atomic.Int64 // sessions this node became primary of after a change
+}
+
+// Node is one node's replication engine: a session.Store whose sessions
+// live on their owners. Attach a Transport, then use it; SetMembers tells
+// it who is ready.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	copies *Copies
+	tr     Transport
+
+	touchMu sync.Mutex           // protects touches
+	touches map[string]time.Time // access times to send to primaries elsewhere
+
+	mu       sync.Mutex // serialises SetMembers; protects placed
+	ring     atomic.Pointer[placement.Ring]
+	placed   *placement.Ring // the ring the last rebalance pass finished for
+	kick     chan struct{}
+	done     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+
+	Stats Stats
+}
+
+var (
+	_ session.Store        = (*Node)(nil)
+	_ session.KeyGenerator = (*Node)(nil)
+	_ Handler              = (*Node)(nil)
+)
+
+// NewNode returns a Node that knows only itself; SetMembers adds the
+// others. It starts the goroutine that moves sessions after membership
+// changes; Close stops it.
+func NewNode(cfg Config) *Node {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, copies: NewCopies(), kick: make(chan struct{}, 1), done: make(chan struct{}),
+		touches: map[string]time.Time{}}
+	r := placement.New([]string{cfg.Self})
+	n.ring.Store(r)
+	n.placed = r
+	n.wg.Add(1)
+	go n.rebalanceLoop()
+	return n
+}
+
+// Attach sets the transport the node sends with. Call it once, before the
+// node is used.
+func (n *Node) Attach(t Transport) { n.tr = t }
+
+// Close stops the node's goroutine. It is idempotent.
+func (n *Node) Close() error {
+	n.stopOnce.Do(func() { close(n.done) })
+	n.wg.Wait()
+	return nil
+}
+
+// Copies returns the node's copies (for tests and metrics).
+func (n *Node) Copies() *Copies { return n.copies }
+
+// Ring returns the placement the node uses now.
+func (n *Node) Ring() *placement.Ring { return n.ring.Load() }
+
+func (n *Node) owners(key string) []string {
+	return n.ring.Load().Owners(make([]string, 0, 4), key, n.cfg.Owners)
+}
+
+// SetMembers sets the nodes that hold sessions (the ready members,
+// including this one when it is ready). Sessions this node becomes
+// primary of get a fresh access time, so that one whose reads went to a
+// dead primary is not expired for it; then the rebalance goroutine sends
+// sessions to owners that lack them.
+func (n *Node) SetMembers(ready []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	old := n.ring.Load()
+	r := placement.New(ready)
+	if slices.Equal(old.Members(), r.Members()) {
+		return
+	}
+	n.ring.Store(r)
+	now := time.Now()
+	n.copies.Range(func(rec session.Record) bool {
+		if r.Primary(rec.Key) == n.cfg.Self && old.Primary(rec.Key) != n.cfg.Self {
+			n.copies.Touch(rec.Key, now)
+			n.Stats.Takeovers.Add(1)
+		}
+		return true
+	})
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// NewKey implements session.KeyGenerator: a key this node is primary of.
+func (n *Node) NewKey() string { return n.ring.Load().NewOwnedKey(n.cfg.Self, session.NewBase) }
+
+// RouteAlive implements session.RouteChecker.
+func (n *Node) RouteAlive(route string) bool { return n.ring.Load().Has(route) }
+
+func (n *Node) call(ctx context.Context, peer string, req wire.Message) (wire.Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
+	reply, err := n.tr.Send(peer, req).Wait(ctx)
+	if err != nil {
+		if errors.Is(err, ErrUnreachable) {
+			n.Stats.Unreachable.Add(1)
+		}
+		return nil, fmt.Errorf("%s to %s: %w", req.Type(), peer, err)
+	}
+	return reply, nil
+}
+
+// ackErr turns a peer's Ack into an error, nil for StatusOK.
+func ackErr(peer string, reply wire.Message) (*wire.Ack, error) {
+	ack, ok := reply.(*wire.Ack)
+	if !ok {
+		return nil, fmt.Errorf("replication: %s answered %T, want an Ack", peer, reply)
+	}
+	switch ack.Status {
+	case wire.StatusOK:
+		return ack, nil
+	case wire.StatusNotFound:
+		return ack, session.ErrNotFound
+	case wire.StatusExists:
+		return ack, session.ErrExists
+	}
+	return ack, fmt.Errorf("replication: %s answered %s: %s", peer, ack.Status, ack.Message)
+}
+
+// Load implements session.Store: the local copy if this node is an owner
+// and has one, else the first owner's that answers. An access time this
+// node gathered but has not sent yet is reflected.
+func (n *Node) Load(ctx context.Context, key string) (session.Record, error) {
+	rec, err := n.load(ctx, key)
+	if err == nil {
+		n.touchMu.Lock()
+		if at, ok := n.touches[key]; ok && at.After(rec.LastAccess) {
+			rec.LastAccess = at
+		}
+		n.touchMu.Unlock()
+	}
+	return rec, err
+}
+
+func (n *Node) load(ctx context.Context, key string) (session.Record, error) {
+	owners := n.owners(key)
+	isOwner := slices.Contains(owners, n.cfg.Self)
+	if isOwner {
+		if rec, ok := n.copies.Get(key); ok {
+			return rec, nil
+		}
+	}
+	var unreachable error
+	for _, o := range owners {
+		if o == n.cfg.Self {
+			continue
+		}
+		reply, err := n.call(ctx, o, &wire.Fetch{Key: key})
+		if err != nil {
+			unreachable = err
+			continue
+		}
+		recs, ok := reply.(*wire.Records)
+		if !ok {
+			unreachable = fmt.Errorf("replication: %s answered a Fetch with %T", o, reply)
+			continue
+		}
+		if len(recs.Recs) == 1 {
+			n.Stats.Fetched.Add(1)
+			rec := recs.Recs[0]
+			if isOwner {
+				n.copies.Put(rec)
+			}
+			return rec, nil
+		}
+	}
+	// A copy from before a membership change, not yet moved away.
+	if rec, ok := n.copies.Get(key); ok {
+		return rec, nil
+	}
+	if unreachable != nil {
+		// An owner that could not answer may hold it: saying "not found"
+		// would log its user out.
+		return session.Record{}, fmt.Errorf("replication: load: no owner answered: %w", unreachable)
+	}
+	return session.Record{}, session.ErrNotFound
+}
+
+// Create implements session.Store: every owner gets the new session.
+func (n *Node) Create(ctx context.Context, rec session.Record) error {
+	rec.Version = 1
+	var pend []peerPending
+	for _, o := range n.owners(rec.Key) {
+		if o == n.cfg.Self {
+			if err := n.copies.Create(rec); err != nil {
+				return err
+			}
+			continue
+		}
+		pend = append(pend, peerPending{o, n.tr.Send(o, &wire.Create{Rec: rec})})
+	}
+	err := n.await(ctx, rec.Key, pend)
+	if errors.Is(err, session.ErrExists) {
+		return session.ErrExists
+	}
+	return err
+}
+
+type peerPending struct {
+	peer string
+	p    Pending
+}
+
+// await waits for the owners' acks (sync mode) or lets them go (async).
+// An owner that cannot be reached is not live and does not fail the
+// write; one that missed a version gets the whole record.
+func (n *Node) await(ctx context.Context, key string, pend []peerPending) error {
+	if n.cfg.Async {
+		if len(pend) > 0 {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.awaitSync(context.Background(), key, pend)
+			}()
+		}
+		return nil
+	}
+	return n.awaitSync(ctx, key, pend)
+}
+
+func (n *Node) awaitSync(ctx context.Context, key string, pend []peerPending) error {
+	var firstErr error
+	for _, pp := range pend {
+		wctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+		reply, err := pp.p.Wait(wctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, ErrUnreachable) {
+				n.Stats.Unreachable.Add(1)
+				n.log.Debug("owner unreachable", slog.String("peer", pp.peer), slog.String("session", session.Fingerprint(key)))
+				continue
+			}
+			firstErr = cmpErr(firstErr, fmt.Errorf("replicate to %s: %w", pp.peer, err))
+			continue
+		}
+		ack, err := ackErr(pp.peer, reply)
+		if ack != nil && ack.Status == wire.StatusNeedFull {
+			err = n.sendFull(ctx, pp.peer, key)
+		}
+		if err != nil {
+			firstErr = cmpErr(firstErr, fmt.Errorf("replicate to %s: %w", pp.peer, err))
+		}
+	}
+	return firstErr
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// sendFull sends this node's whole copy of key to peer.
+func (n *Node) sendFull(ctx context.Context, peer, key string) error {
+	rec, ok := n.copies.Get(key)
+	if !ok {
+		return nil // deleted meanwhile
+	}
+	n.Stats.FullSends.Add(1)
+	reply, err := n.call(ctx, peer, &wire.Records{Recs: []session.Record{rec}, Last: true})
+	if err != nil {
+		if errors.Is(err, ErrUnreachable) {
+			return nil
+		}
+		return err
+	}
+	_, err = ackErr(peer, reply)
+	return err
+}
+
+// Commit implements session.Store. The session's primary orders its
+// writes: on the primary the change is applied and sent to the backups;
+// elsewhere it is forwarded to the primary. A primary that cannot be
+// reached (killed, not yet declared dead) is skipped, and the next owner
+// acts as primary from its copy, which holds every acknowledged write.
+func (n *Node) Commit(ctx context.Context, key string, d session.Delta) (uint64, error) {
+	if d.NewKey != "" {
+		return n.rename(ctx, key, d)
+	}
+	owners := n.owners(key)
+	if d.TouchOnly() {
+		return n.touch(key, d.Access, owners)
+	}
+	var lastErr error
+	for _, o := range owners {
+		if o == n.cfg.Self {
+			return n.commitPrimary(ctx, key, d, owners)
+		}
+		n.Stats.Forwarded.Add(1)
+		reply, err := n.call(ctx, o, &wire.Forward{Key: key, Delta: d})
+		if errors.Is(err, ErrUnreachable) {
+			lastErr = err
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		ack, err := ackErr(o, reply)
+		if err != nil {
+			return 0, err
+		}
+		return ack.Version, nil
+	}
+	return 0, fmt.Errorf("replication: commit: no owner reachable: %w", lastErr)
+}
+
+// touchInterval is how often a node sends the access times it gathered
+// for sessions whose primary is elsewhere: one message per session per
+// interval, however many requests read it.
+const touchInterval = time.Second
+
+// touch records a request's access time. Access times stay with the
+// primary, which alone decides expiry (a node that takes a session over
+// restarts its idle clock in SetMembers), so they are not replicated to
+// backups; a node that is not the primary updates its own copy, if any,
+// and sends the primary the latest time once per touchInterval.
+func (n *Node) touch(key string, at time.Time, owners []string) (uint64, error) {
+	v, ok := n.copies.Touch(key, at)
+	if len(owners) > 0 && owners[0] == n.cfg.Self {
+		if !ok {
+			return 0, session.ErrNotFound
+		}
+		return v, nil
+	}
+	n.touchMu.Lock()
+	if prev, queued := n.touches[key]; !queued || at.After(prev) {
+		n.touches[key] = at
+	}
+	n.touchMu.Unlock()
+	return v, nil
+}
+
+// flushTouches sends the gathered access times to the sessions' primaries.
+func (n *Node) flushTouches() {
+	if n.tr == nil {
+		return
+	}
+	n.touchMu.Lock()
+	pending := n.touches
+	n.touches = make(map[string]time.Time, len(pending))
+	n.touchMu.Unlock()
+	for key, at := range pending {
+		owners := n.owners(key)
+		if len(owners) == 0 || owners[0] == n.cfg.Self {
+			n.copies.Touch(key, at)
+			continue
+		}
+		// Fire and forget: a lost access time only shortens a session's
+		// life by touchInterval at most.
+		n.tr.Send(owners[0], &wire.Forward{Key: key, Delta: session.Delta{Access: at}})
+	}
+}
+
+// commitPrimary applies d as the session's (acting) primary and sends it
+// to the other owners.
+func (n *Node) commitPrimary(ctx context.Context, key string, d session.Delta, owners []string) (uint64, error) {
+	var pend []peerPending
+	send := func(v uint64, _ *session.Record) {
+		pend = pend[:0]
+		for _, o := range owners {
+			if o != n.cfg.Self {
+				pend = append(pend, peerPending{o, n.tr.Send(o, &wire.Apply{Key: key, Delta: d, Version: v})})
+			}
+		}
+	}
+	v, err := n.copies.Commit(key, d, send)
+	if errors.Is(err, session.ErrNotFound) {
+		// Primary without a copy: it became primary before the session
+		// reached it. Take the session from another owner and retry.
+		if rec, ferr := n.fetchOther(ctx, key, owners); ferr == nil {
+			n.copies.Put(rec)
+			v, err = n.copies.Commit(key, d, send)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return v, n.await(ctx, key, pend)
+}
+
+func (n *Node) fetchOther(ctx context.Context, key string, owners []string) (session.Record, error) {
+	for _, o := range owners {
+		if o == n.cfg.Self {
+			continue
+		}
+		reply, err := n.call(ctx, o, &wire.Fetch{Key: key})
+		if err != nil {
+			continue
+		}
+		if recs, ok := reply.(*wire.Records); ok && len(recs.Recs) == 1 {
+			n.Stats.Fetched.Add(1)
+			return recs.Recs[0], nil
+		}
+	}
+	return session.Record{}, session.ErrNotFound
+}
+
+// rename moves a session to d.NewKey (RenewID): the new key has other
+// owners, so the session is created there (with d applied) and then
+// deleted under the old key. If this fails half-way, the old id still
+// works: the client has not seen the new one.
+func (n *Node) rename(ctx context.Context, key string, d session.Delta) (uint64, error) {
+	rec, err := n.Load(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	next := session.ApplyDelta(rec, d)
+	next.Version = rec.Version + 1
+	var pend []peerPending
+	for _, o := range n.owners(next.Key) {
+		if o == n.cfg.Self {
+			if _, taken := n.copies.Get(next.Key); taken {
+				return 0, session.ErrExists
+			}
+			n.copies.Put(next)
+			continue
+		}
+		pend = append(pend, peerPending{o, n.tr.Send(o, &wire.Create{Rec: next})})
+	}
+	if err := n.awaitSync(ctx, next.Key, pend); err != nil {
+		return 0, err
+	}
+	if err := n.Delete(ctx, key); err != nil {
+		n.log.Warn("renamed session: old copy not deleted", slog.String("session", session.Fingerprint(key)), slog.Any("err", err))
+	}
+	return next.Version, nil
+}
+
+// Delete implements session.Store: every owner drops the session.
+func (n *Node) Delete(ctx context.Context, key string) error {
+	n.copies.Delete(key, 0)
+	var pend []peerPending
+	for _, o := range n.owners(key) {
+		if o != n.cfg.Self {
+			pend = append(pend, peerPending{o, n.tr.Send(o, &wire.Delete{Key: key})})
+		}
+	}
+	return n.await(ctx, key, pend)
+}
+
+// Expire implements session.Store: the primary decides expiry, drops its
+// copy and tells the other owners, so listeners fire once in the cluster.
+func (n *Node) Expire(ctx context.Context, now time.Time, limit int) ([]session.Record, error) {
+	r := n.ring.Load()
+	recs := n.copies.Expire(now, limit, func(key string) bool { return r.Primary(key) == n.cfg.Self })
+	byPeer := map[string][]string{}
+	for _, rec := range recs {
+		for _, o := range r.Owners(nil, rec.Key, n.cfg.Owners) {
+			if o != n.cfg.Self {
+				byPeer[o] = append(byPeer[o], rec.Key)
+			}
+		}
+	}
+	for peer, keys := range byPeer {
+		for chunk := range slices.Chunk(keys, wire.MaxBatch) {
+			if _, err := n.call(ctx, peer, &wire.Expired{Keys: chunk}); err != nil {
+				n.log.Debug("expired: peer not told", slog.String("peer", peer), slog.Any("err", err))
+			}
+		}
+	}
+	return recs, nil
+}
+
+// Len implements session.Store: the sessions this node holds a copy of,
+// primary or backup (Config.MaxSessions then bounds a node's memory).
+func (n *Node) Len(context.Context) (int, error) { return n.copies.Len(), nil }
+
+// PrimaryCount returns how many of its copies this node is primary of: the
+// sum over the nodes is the number of sessions in the cluster. It walks
+// every copy.
+func (n *Node) PrimaryCount() int {
+	r := n.ring.Load()
+	count := 0
+	n.copies.Range(func(rec session.Record) bool {
+		if r.Primary(rec.Key) == n.cfg.Self {
+			count++
+		}
+		return true
+	})
+	return count
+}
+
+// Handle implements Handler: what a node does with its peers' requests.
+func (n *Node) Handle(ctx context.Context, from string, req wire.Message) wire.Message {
+	ctx, cancel := context.WithTimeout(ctx, 2*n.cfg.Timeout)
+	defer cancel()
+	switch m := req.(type) {
+	case *wire.Forward:
+		if m.Delta.TouchOnly() {
+			if v, ok := n.copies.Touch(m.Key, m.Delta.Access); ok {
+				return &wire.Ack{Status: wire.StatusOK, Version: v}
+			}
+			return &wire.Ack{Status: wire.StatusNotFound}
+		}
+		v, err := n.commitPrimary(ctx, m.Key, m.Delta, n.owners(m.Key))
+		return ackFor(v, err)
+	case *wire.Apply:
+		switch n.copies.Apply(m.Key, m.Delta, m.Version) {
+		case Applied, Duplicate:
+			return &wire.Ack{Status: wire.StatusOK, Version: m.Version}
+		default:
+			return &wire.Ack{Status: wire.StatusNeedFull}
+		}
+	case *wire.Create:
+		if cur, taken := n.copies.Get(m.Rec.Key); taken && !sameRecord(cur, m.Rec) {
+			// A copy equal to the new one came first by another way (a
+			// rebalance pass racing the create): not a collision.
+			return &wire.Ack{Status: wire.StatusExists}
+		}
+		n.copies.Put(m.Rec)
+		return &wire.Ack{Status: wire.StatusOK, Version: m.Rec.Version}
+	case *wire.Records:
+		for _, rec := range m.Recs {
+			n.copies.Put(rec)
+		}
+		return &wire.Ack{Status: wire.StatusOK}
+	case *wire.Fetch:
+		if rec, ok := n.copies.Get(m.Key); ok {
+			return &wire.Records{Recs: []session.Record{rec}, Last: true}
+		}
+		return &wire.Records{Last: true}
+	case *wire.Delete:
+		n.copies.Delete(m.Key, m.Version)
+		return &wire.Ack{Status: wire.StatusOK}
+	case *wire.Expired:
+		for _, k := range m.Keys {
+			n.copies.Delete(k, 0)
+		}
+		return &wire.Ack{Status: wire.StatusOK}
+	case *wire.Ping:
+		return &wire.Pong{}
+	}
+	return &wire.Ack{Status: wire.StatusError, Message: fmt.Sprintf("unexpected %s from %s", req.Type(), from)}
+}
+
+func ackFor(v uint64, err error) *wire.Ack {
+	switch {
+	case err == nil:
+		return &wire.Ack{Status: wire.StatusOK, Version: v}
+	case errors.Is(err, session.ErrNotFound):
+		return &wire.Ack{Status: wire.StatusNotFound}
+	case errors.Is(err, session.ErrExists):
+		return &wire.Ack{Status: wire.StatusExists}
+	}
+	return &wire.Ack{Status: wire.StatusError, Message: err.Error()}
+}
+
+// rebalanceLoop moves sessions after membership changes and sends the
+// gathered access times.
+func (n *Node) rebalanceLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(touchInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-n.kick:
+			n.rebalance()
+		case now := <-tick.C:
+			n.flushTouches()
+			n.copies.PruneTombstones(now)
+		}
+	}
+}
+
+// rebalance sends every session to the owners the current ring gives it,
+// once per change. For each session the sender is the first owner under
+// the previous ring that is still a member (the old primary, or the
+// backup that took over from a dead one), so that one node, not all,
+// sends. A node that is no longer an owner drops its copy once the new
+// owners have it.
+func (n *Node) rebalance() {
+	n.mu.Lock()
+	prev, cur := n.placed, n.ring.Load()
+	n.mu.Unlock()
+	self := n.cfg.Self
+	batches := map[string][]session.Record{}
+	var drop []session.Record
+	n.copies.Range(func(rec session.Record) bool {
+		newOwners := cur.Owners(nil, rec.Key, n.cfg.Owners)
+		sender := ""
+		for _, o := range prev.Owners(nil, rec.Key, n.cfg.Owners) {
+			if cur.Has(o) {
+				sender = o
+				break
+			}
+		}
+		if sender == "" { // every old owner is gone but this copy: keep it alive
+			sender = self
+		}
+		if sender == self {
+			for _, o := range newOwners {
+				if o != self {
+					batches[o] = append(batches[o], rec)
+				}
+			}
+		}
+		if !slices.Contains(newOwners, self) {
+			drop = append(drop, rec)
+		}
+		return true
+	})
+	ok := map[string]bool{}
+	ctx := context.Background()
+	for peer, recs := range batches {
+		ok[peer] = true
+		for chunk := range slices.Chunk(recs, n.cfg.BatchSize) {
+			reply, err := n.call(ctx, peer, &wire.Records{Recs: chunk})
+			if err == nil {
+				_, err = ackErr(peer, reply)
+			}
+			if err != nil {
+				ok[peer] = false
+				n.log.Warn("moving sessions failed", slog.String("peer", peer), slog.Any("err", err))
+				break
+			}
+			n.Stats.Pushed.Add(int64(len(chunk)))
+		}
+	}
+	for _, rec := range drop {
+		safe := true
+		for _, o := range cur.Owners(nil, rec.Key, n.cfg.Owners) {
+			if batch, sent := batches[o]; sent && len(batch) > 0 && !ok[o] {
+				safe = false
+			}
+		}
+		if safe {
+			n.copies.Drop(rec.Key, rec.Version)
+		}
+	}
+	n.mu.Lock()
+	if n.ring.Load() == cur {
+		n.placed = cur
+	}
+	n.mu.Unlock()
+}
+
+// sameRecord reports whether two copies hold the same version of the same
+// session (times compared at the wire's millisecond precision).
+func sameRecord(a, b session.Record) bool {
+	if a.Version != b.Version || a.Created.UnixMilli() != b.Created.UnixMilli() || len(a.Attrs) != len(b.Attrs) {
+		return false
+	}
+	for i := range a.Attrs {
+		if a.Attrs[i].Key != b.Attrs[i].Key || !bytes.Equal(a.Attrs[i].Value, b.Attrs[i].Value) {
+			return false
+		}
+	}
+	return true
+}
