@@ -105,10 +105,12 @@ func (c *Copies) Len() int { return c.m.Len() }
 // returns session.ErrExists if the key is taken.
 func (c *Copies) Create(rec session.Record) error {
 	rec.Version = 1
-	if c.buried(rec.Key) || !c.m.Insert(rec) {
-		return session.ErrExists
-	}
-	return nil
+	return c.m.Update(rec.Key, func(cur session.Record, found bool) (session.Record, bool, error) {
+		if found || c.buried(rec.Key) {
+			return cur, found, session.ErrExists
+		}
+		return rec, true, nil
+	})
 }
 
 // Commit applies d as the session's primary: the copy moves to the next
@@ -165,13 +167,12 @@ func (c *Copies) Apply(key string, d session.Delta, version uint64) ApplyResult 
 // NeedFull) unless the copy already has its version or a newer one. It
 // reports whether it stored the record.
 func (c *Copies) Put(rec session.Record) bool {
-	if c.buried(rec.Key) {
-		return false
-	}
 	stored := false
 	c.m.Update(rec.Key, func(cur session.Record, found bool) (session.Record, bool, error) {
-		if found && cur.Version >= rec.Version {
-			return cur, true, recordmap.ErrSkip
+		// Checked under the key's lock, which Delete holds while it
+		// buries: a Put racing a Delete cannot slip in between.
+		if (found && cur.Version >= rec.Version) || c.buried(rec.Key) {
+			return cur, found, recordmap.ErrSkip
 		}
 		stored = true
 		return rec, true, nil
@@ -185,15 +186,16 @@ func (c *Copies) Put(rec session.Record) bool {
 func (c *Copies) Delete(key string, version uint64) bool {
 	removed := false
 	c.m.Update(key, func(cur session.Record, found bool) (session.Record, bool, error) {
-		if !found || (version != 0 && cur.Version > version) {
-			return cur, found, recordmap.ErrSkip
+		if found && version != 0 && cur.Version > version {
+			return cur, found, recordmap.ErrSkip // stale delete
+		}
+		c.bury(key)
+		if !found {
+			return cur, false, recordmap.ErrSkip
 		}
 		removed = true
 		return cur, false, nil
 	})
-	if removed || version == 0 {
-		c.bury(key)
-	}
 	return removed
 }
 
@@ -220,9 +222,11 @@ func (c *Copies) Touch(key string, t time.Time) (uint64, bool) { return c.m.Touc
 // before now and for which keep reports true (the engine expires only the
 // sessions it is primary of).
 func (c *Copies) Expire(now time.Time, limit int, keep func(key string) bool) []session.Record {
-	recs := c.m.Expire(now, limit, keep)
-	for _, r := range recs {
-		c.bury(r.Key)
-	}
-	return recs
+	return c.m.Expire(now, limit, func(key string) bool {
+		if keep != nil && !keep(key) {
+			return false
+		}
+		c.bury(key) // under the key's lock, as in Delete
+		return true
+	})
 }
