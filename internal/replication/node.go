@@ -76,8 +76,7 @@ var (
 )
 
 // NewNode returns a Node that knows only itself; SetMembers adds the
-// others. It starts the goroutine that moves sessions after membership
-// changes; Close stops it.
+// others. Attach a transport before using it; Close stops it.
 func NewNode(cfg Config) *Node {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
@@ -93,14 +92,17 @@ func NewNode(cfg Config) *Node {
 	r := placement.New([]string{cfg.Self})
 	n.ring.Store(r)
 	n.placed = r
-	n.wg.Add(1)
-	go n.rebalanceLoop()
 	return n
 }
 
-// Attach sets the transport the node sends with. Call it once, before the
+// Attach sets the transport the node sends with and starts the goroutine
+// that moves sessions after membership changes. Call it once, before the
 // node is used.
-func (n *Node) Attach(t Transport) { n.tr = t }
+func (n *Node) Attach(t Transport) {
+	n.tr = t
+	n.wg.Add(1)
+	go n.rebalanceLoop()
+}
 
 // Close stops the node's goroutine. It is idempotent.
 func (n *Node) Close() error {
@@ -399,9 +401,6 @@ func (n *Node) touch(key string, at time.Time, owners []string) (uint64, error) 
 
 // flushTouches sends the gathered access times to the sessions' primaries.
 func (n *Node) flushTouches() {
-	if n.tr == nil {
-		return
-	}
 	n.touchMu.Lock()
 	pending := n.touches
 	n.touches = make(map[string]time.Time, len(pending))

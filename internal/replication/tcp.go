@@ -1,0 +1,523 @@
+package replication
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/shoal-go/shoal/internal/replication/wire"
+)
+
+// TCPConfig configures a TCPTransport.
+type TCPConfig struct {
+	// Self is this node's name, sent in Hello.
+	Self string
+	// Cluster names the cluster; peers of another cluster are refused.
+	Cluster string
+	// Listen is the replication address (host:port; port 0 picks one).
+	Listen string
+	// Key is the cluster key (KeySize bytes): connections are TLS 1.3,
+	// mutually authenticated by it. Nil only with Insecure.
+	Key []byte
+	// Insecure turns TLS off: plain TCP, for loopback tests only.
+	Insecure bool
+	// Resolve gives a peer's replication address, from membership.
+	Resolve func(peer string) (addr string, ok bool)
+	// Handler serves the peers' requests.
+	Handler Handler
+	// DialTimeout bounds connecting to a peer. Default 1 s.
+	DialTimeout time.Duration
+	// RetryAfter is how long a peer that could not be reached fails new
+	// requests at once before the next dial. Default 200 ms.
+	RetryAfter time.Duration
+	// Logger receives log lines. Default: discard.
+	Logger *slog.Logger
+}
+
+// TCPTransport is the Transport between nodes: one pipelined connection
+// from each node to each peer it sends to, carrying wire frames; replies
+// come back on the same connection, matched by request id. Requests to a
+// peer are written in the order of Send; a burst shares one write.
+type TCPTransport struct {
+	cfg  TCPConfig
+	log  *slog.Logger
+	tls  *tls.Config // nil when Insecure
+	ln   net.Listener
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex // protects peers, inbound, closed, refusals
+	peers    map[string]*peer
+	inbound  map[net.Conn]struct{}
+	closed   bool
+	refusals map[string]bool // remote hosts already logged as refused
+}
+
+var _ Transport = (*TCPTransport)(nil)
+
+// ListenTCP starts listening for peers and returns the transport.
+func ListenTCP(cfg TCPConfig) (*TCPTransport, error) {
+	if cfg.Handler == nil || cfg.Resolve == nil {
+		return nil, errors.New("replication: TCPConfig needs Handler and Resolve")
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = time.Second
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &TCPTransport{cfg: cfg, log: cfg.Logger, done: make(chan struct{}),
+		peers: map[string]*peer{}, inbound: map[net.Conn]struct{}{}, refusals: map[string]bool{}}
+	if !cfg.Insecure {
+		tc, err := tlsConfig(cfg.Key)
+		if err != nil {
+			return nil, err
+		}
+		t.tls = tc
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("replication: listen: %w", err)
+	}
+	t.ln = ln
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// Addr returns the address the transport listens on.
+func (t *TCPTransport) Addr() string { return t.ln.Addr().String() }
+
+// Close stops listening, closes every connection, fails the requests in
+// flight and waits for the transport's goroutines. It is idempotent.
+func (t *TCPTransport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	close(t.done)
+	t.ln.Close()
+	for c := range t.inbound {
+		c.Close()
+	}
+	peers := t.peers
+	t.mu.Unlock()
+	for _, p := range peers {
+		p.fail(fmt.Errorf("transport closed: %w", ErrUnreachable))
+	}
+	t.wg.Wait()
+	return nil
+}
+
+// logRefusal logs a refused peer once per remote host and reason.
+func (t *TCPTransport) logRefusal(remote net.Addr, reason string, err error) {
+	host, _, _ := net.SplitHostPort(remote.String())
+	t.mu.Lock()
+	seen := t.refusals[host+reason]
+	t.refusals[host+reason] = true
+	t.mu.Unlock()
+	if !seen {
+		t.log.Warn("replication peer refused", slog.String("remote", remote.String()), slog.String("reason", reason), slog.Any("err", err))
+	}
+}
+
+// handshake runs TLS (unless Insecure) and the Hello exchange on c. The
+// dialing side sends its Hello first.
+func (t *TCPTransport) handshake(c net.Conn, dialing bool) (net.Conn, *wire.Reader, *wire.Hello, error) {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if t.tls != nil {
+		var tc *tls.Conn
+		if dialing {
+			tc = tls.Client(c, t.tls)
+		} else {
+			tc = tls.Server(c, t.tls)
+		}
+		if err := tc.Handshake(); err != nil {
+			switch {
+			case errors.Is(err, ErrKeyMismatch):
+				return nil, nil, nil, err
+			case isCertAlert(err):
+				return nil, nil, nil, fmt.Errorf("%w: the peer refused our certificate (%v)", ErrKeyMismatch, err)
+			}
+			return nil, nil, nil, fmt.Errorf("tls: %w", err)
+		}
+		c = tc
+	}
+	hello := &wire.Hello{Protocol: wire.ProtocolVersion, Cluster: t.cfg.Cluster, Node: t.cfg.Self}
+	r := wire.NewReader(c, 0)
+	send := func() error {
+		_, err := c.Write(wire.AppendFrame(nil, 0, hello))
+		return err
+	}
+	if dialing {
+		if err := send(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	f, err := r.ReadFrame()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading hello: %w", err)
+	}
+	m, err := wire.Decode(f.Type, f.Payload)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("hello: %w", err)
+	}
+	theirs, ok := m.(*wire.Hello)
+	switch {
+	case !ok:
+		return nil, nil, nil, fmt.Errorf("first frame is %s, want Hello", f.Type)
+	case theirs.Protocol != wire.ProtocolVersion:
+		return nil, nil, nil, fmt.Errorf("protocol %d, this node speaks %d", theirs.Protocol, wire.ProtocolVersion)
+	case theirs.Cluster != t.cfg.Cluster:
+		return nil, nil, nil, fmt.Errorf("cluster %q, this node is in %q", theirs.Cluster, t.cfg.Cluster)
+	}
+	if !dialing {
+		if err := send(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	c.SetDeadline(time.Time{})
+	return c, r, theirs, nil
+}
+
+// isCertAlert reports whether err is the peer's TLS alert refusing our
+// certificate: on TLS 1.3 that is all the other side of a key mismatch
+// learns. crypto/tls reports a received alert as a *net.OpError with Op
+// "remote error" whose Err is its unexported alert type (a uint8), so the
+// code is read by kind: 42 bad_certificate, 43-46 (unsupported, revoked,
+// expired, unknown certificate), 48 unknown_ca, 116 certificate_required.
+func isCertAlert(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return false
+	}
+	v := reflect.ValueOf(op.Err)
+	if v.Kind() != reflect.Uint8 {
+		return false
+	}
+	switch code := v.Uint(); {
+	case code == 42, code >= 43 && code <= 46, code == 48, code == 116:
+		return true
+	}
+	return false
+}
+
+func (t *TCPTransport) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			select {
+			case <-t.done:
+				return
+			default:
+			}
+			t.log.Warn("replication accept failed", slog.Any("err", err))
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			c.Close()
+			return
+		}
+		t.inbound[c] = struct{}{}
+		t.mu.Unlock()
+		t.wg.Add(1)
+		go t.serveConn(c)
+	}
+}
+
+// serveConn serves one peer's requests, each on its own goroutine, and
+// writes the replies back as they complete.
+func (t *TCPTransport) serveConn(raw net.Conn) {
+	defer t.wg.Done()
+	defer func() {
+		raw.Close()
+		t.mu.Lock()
+		delete(t.inbound, raw)
+		t.mu.Unlock()
+	}()
+	c, r, hello, err := t.handshake(raw, false)
+	if err != nil {
+		reason := "handshake failed"
+		if errors.Is(err, ErrKeyMismatch) {
+			reason = "cluster key mismatch"
+		}
+		t.logRefusal(raw.RemoteAddr(), reason, err)
+		return
+	}
+	w := wire.NewWriter(c, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	var handlers sync.WaitGroup
+	defer func() {
+		cancel()
+		c.Close()
+		handlers.Wait()
+	}()
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		w.Run(ctx)
+		c.Close() // a failed write ends the reads too
+	}()
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				t.log.Debug("replication connection ended", slog.String("peer", hello.Node), slog.Any("err", err))
+			}
+			return
+		}
+		req, err := wire.Decode(f.Type, f.Payload)
+		if err != nil {
+			// A peer that sends what we cannot decode is out of step or
+			// hostile: answer once, then drop the connection.
+			t.log.Warn("replication: bad frame from peer", slog.String("peer", hello.Node), slog.Any("err", err))
+			w.Send(f.ID, &wire.Ack{Status: wire.StatusError, Message: "malformed frame"})
+			return
+		}
+		handlers.Add(1)
+		go func(id uint64) {
+			defer handlers.Done()
+			reply := t.cfg.Handler.Handle(ctx, hello.Node, req)
+			if err := w.Send(id, reply); err != nil {
+				t.log.Warn("replication: reply not sent", slog.String("peer", hello.Node), slog.Any("err", err))
+			}
+		}(f.ID)
+	}
+}
+
+// Send implements Transport.
+func (t *TCPTransport) Send(name string, req wire.Message) Pending {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return Failed(fmt.Errorf("transport closed: %w", ErrUnreachable))
+	}
+	p := t.peers[name]
+	if p == nil {
+		p = &peer{t: t, name: name}
+		t.peers[name] = p
+	}
+	t.mu.Unlock()
+	return p.send(req)
+}
+
+// peer is the connection to one peer, dialed on first use and again after
+// it breaks.
+type peer struct {
+	t    *TCPTransport
+	name string
+
+	mu        sync.Mutex // protects everything below
+	conn      *conn      // the live connection, or nil
+	dialing   bool
+	queued    []*call // requests waiting for the dial
+	nextID    uint64
+	downUntil time.Time
+}
+
+// conn is one connection to a peer and the requests waiting on it.
+type conn struct {
+	c       net.Conn
+	addr    string
+	w       *wire.Writer
+	stop    context.CancelFunc // ends the writer's Run
+	pending map[uint64]*call   // guarded by the peer's mu
+}
+
+type call struct {
+	id    uint64
+	req   wire.Message
+	done  chan struct{}
+	reply wire.Message
+	err   error
+	once  sync.Once
+}
+
+func (c *call) finish(reply wire.Message, err error) {
+	c.once.Do(func() {
+		c.reply, c.err = reply, err
+		close(c.done)
+	})
+}
+
+func (c *call) Wait(ctx context.Context) (wire.Message, error) {
+	select {
+	case <-c.done:
+		return c.reply, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *peer) send(req wire.Message) Pending {
+	addr, ok := p.t.cfg.Resolve(p.name)
+	if !ok {
+		return Failed(fmt.Errorf("no address for %s: %w", p.name, ErrUnreachable))
+	}
+	c := &call{req: req, done: make(chan struct{})}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil && p.conn.addr != addr {
+		// The peer restarted elsewhere: drop the old connection (its
+		// readLoop fails what waits on it).
+		p.conn.c.Close()
+		p.conn = nil
+	}
+	if p.conn != nil {
+		p.writeLocked(p.conn, c)
+		return c
+	}
+	if time.Now().Before(p.downUntil) {
+		return Failed(fmt.Errorf("%s at %s: recently unreachable: %w", p.name, addr, ErrUnreachable))
+	}
+	p.queued = append(p.queued, c)
+	if !p.dialing {
+		p.dialing = true
+		p.t.wg.Add(1)
+		go p.dial(addr)
+	}
+	return c
+}
+
+// writeLocked queues c's frame on cn. Callers hold p.mu.
+func (p *peer) writeLocked(cn *conn, c *call) {
+	p.nextID++
+	c.id = p.nextID
+	cn.pending[c.id] = c
+	if err := cn.w.Send(c.id, c.req); err != nil {
+		delete(cn.pending, c.id)
+		if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge) {
+			c.finish(nil, err)
+		} else {
+			c.finish(nil, fmt.Errorf("%s: %v: %w", p.name, err, ErrUnreachable))
+		}
+	}
+}
+
+func (p *peer) dial(addr string) {
+	defer p.t.wg.Done()
+	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
+	raw, err := d.Dial("tcp", addr)
+	var (
+		c     net.Conn
+		r     *wire.Reader
+		hello *wire.Hello
+	)
+	if err == nil {
+		c, r, hello, err = p.t.handshake(raw, true)
+		if err != nil {
+			raw.Close()
+			if errors.Is(err, ErrKeyMismatch) {
+				p.t.logRefusal(raw.RemoteAddr(), "cluster key mismatch", err)
+			}
+		} else if hello.Node != p.name {
+			err = fmt.Errorf("%s answers as %q", addr, hello.Node)
+			c.Close()
+		}
+	}
+	p.mu.Lock()
+	p.dialing = false
+	queued := p.queued
+	p.queued = nil
+	if err != nil {
+		p.downUntil = time.Now().Add(p.t.cfg.RetryAfter)
+		p.mu.Unlock()
+		for _, q := range queued {
+			q.finish(nil, fmt.Errorf("dial %s at %s: %v: %w", p.name, addr, err, ErrUnreachable))
+		}
+		return
+	}
+	select {
+	case <-p.t.done:
+		p.mu.Unlock()
+		c.Close()
+		for _, q := range queued {
+			q.finish(nil, fmt.Errorf("transport closed: %w", ErrUnreachable))
+		}
+		return
+	default:
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	cn := &conn{c: c, addr: addr, w: wire.NewWriter(c, 0), stop: stop, pending: map[uint64]*call{}}
+	p.conn = cn
+	for _, q := range queued {
+		p.writeLocked(cn, q)
+	}
+	p.mu.Unlock()
+	p.t.wg.Add(2)
+	go func() {
+		defer p.t.wg.Done()
+		cn.w.Run(wctx)
+		c.Close()
+	}()
+	go p.readLoop(cn, r)
+}
+
+// readLoop matches replies to requests until the connection breaks, then
+// fails the requests still waiting on it.
+func (p *peer) readLoop(cn *conn, r *wire.Reader) {
+	defer p.t.wg.Done()
+	var err error
+	for {
+		var f wire.Frame
+		f, err = r.ReadFrame()
+		if err != nil {
+			break
+		}
+		var m wire.Message
+		m, err = wire.Decode(f.Type, f.Payload)
+		if err != nil {
+			break
+		}
+		p.mu.Lock()
+		cl := cn.pending[f.ID]
+		delete(cn.pending, f.ID)
+		p.mu.Unlock()
+		if cl != nil {
+			cl.finish(m, nil)
+		}
+	}
+	cn.c.Close()
+	cn.stop()
+	p.mu.Lock()
+	if p.conn == cn {
+		p.conn = nil
+	}
+	pending := cn.pending
+	cn.pending = map[uint64]*call{}
+	p.mu.Unlock()
+	for _, c := range pending {
+		c.finish(nil, fmt.Errorf("%s: connection lost: %v: %w", p.name, err, ErrUnreachable))
+	}
+}
+
+// fail fails the requests queued for a dial and closes the connection
+// (whose readLoop fails the requests waiting on it).
+func (p *peer) fail(err error) {
+	p.mu.Lock()
+	queued := p.queued
+	p.queued = nil
+	if p.conn != nil {
+		p.conn.c.Close()
+	}
+	p.mu.Unlock()
+	for _, c := range queued {
+		c.finish(nil, err)
+	}
+}
