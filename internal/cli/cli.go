@@ -63,7 +63,9 @@ func commands() []command {
 			summary: "run one node: the demo app behind the session middleware",
 			args:    "--name NAME [flags]",
 			example: "shoal node --name n1 --listen 127.0.0.1:8081\n" +
-				"shoal node --name n2 --listen :8082 --log-format json --idle-timeout 1h",
+				"shoal node --gen-key > cluster.key\n" +
+				"shoal node --name n1 --listen 127.0.0.1:8081 --cluster-listen 127.0.0.1:7946 --cluster-key-file cluster.key\n" +
+				"shoal node --name n2 --listen 127.0.0.1:8082 --cluster-listen 127.0.0.1:7947 --cluster-key-file cluster.key --join 127.0.0.1:7946",
 			run: runNode,
 		},
 		{

@@ -10,11 +10,14 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/shoal-go/shoal/demoapp"
+	"github.com/shoal-go/shoal/internal/membership"
 	"github.com/shoal-go/shoal/session"
+	"github.com/shoal-go/shoal/session/cluster"
 	"github.com/shoal-go/shoal/session/memstore"
 )
 
@@ -41,6 +44,16 @@ type nodeConfig struct {
 	maxSessions int           // --max-sessions; 0: no limit
 	logFormat   string        // --log-format: "text" or "json"
 	logLevel    slog.Level    // --log-level
+
+	// The cluster: set --cluster-listen to run as a cluster node.
+	clusterListen string // --cluster-listen: gossip address
+	replListen    string // --repl-listen: replication address
+	join          string // --join: comma-separated gossip addresses
+	keyFile       string // --cluster-key-file
+	insecure      bool   // --insecure-cluster
+	owners        string // --owners: N or "all"
+	replication   string // --replication: sync or async
+	genKey        bool   // --gen-key: print a new key and exit
 }
 
 // defineNodeFlags defines the node's flags on fs and returns the config
@@ -59,6 +72,18 @@ func defineNodeFlags(fs *flag.FlagSet) *nodeConfig {
 		"allow at most `N` live sessions, then answer 503 to new ones; 0 means no limit")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "write log lines to stderr as `FORMAT`: text or json")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log at `LEVEL` and above: debug, info, warn or error")
+	fs.StringVar(&cfg.clusterListen, "cluster-listen", "",
+		"run as a cluster node, gossiping on `ADDR` (host:port; port 0 picks one);\n"+
+			"without it the node keeps its sessions in memory, alone")
+	fs.StringVar(&cfg.replListen, "repl-listen", "", "replicate sessions on `ADDR` (default: the --cluster-listen host, a free port)")
+	fs.StringVar(&cfg.join, "join", "", "join the cluster through the members at `ADDRS` (comma-separated gossip host:port)")
+	fs.StringVar(&cfg.keyFile, "cluster-key-file", "", "read the cluster key from `FILE` (make one with --gen-key)")
+	fs.BoolVar(&cfg.insecure, "insecure-cluster", false, "no cluster key: unencrypted cluster traffic, refused unless on loopback")
+	fs.StringVar(&cfg.owners, "owners", "2", "keep each session on `N` nodes, or on all of them (\"all\")")
+	fs.StringVar(&cfg.replication, "replication", "sync",
+		"`MODE`: sync (a response waits until every live owner has the change)\n"+
+			"or async (it does not; a killed node may lose its last changes)")
+	fs.BoolVar(&cfg.genKey, "gen-key", false, "print a new random cluster key (base64) and exit")
 	return cfg
 }
 
@@ -82,7 +107,40 @@ func (c *nodeConfig) validate() error {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", c.logFormat)
 	}
+	if c.clusterListen == "" {
+		for flag, set := range map[string]bool{"--join": c.join != "", "--cluster-key-file": c.keyFile != "",
+			"--insecure-cluster": c.insecure, "--repl-listen": c.replListen != ""} {
+			if set {
+				return fmt.Errorf("%s needs --cluster-listen", flag)
+			}
+		}
+		return nil
+	}
+	if c.keyFile == "" && !c.insecure {
+		return errors.New("a cluster needs --cluster-key-file (make one with: shoal node --gen-key > cluster.key), or --insecure-cluster on loopback")
+	}
+	if c.keyFile != "" && c.insecure {
+		return errors.New("--cluster-key-file and --insecure-cluster both set: choose one")
+	}
+	if _, err := c.clusterOwners(); err != nil {
+		return err
+	}
+	if c.replication != "sync" && c.replication != "async" {
+		return fmt.Errorf("--replication %q: want sync or async", c.replication)
+	}
 	return nil
+}
+
+// clusterOwners parses --owners.
+func (c *nodeConfig) clusterOwners() (int, error) {
+	if c.owners == "all" {
+		return cluster.AllOwners, nil
+	}
+	n, err := strconv.Atoi(c.owners)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("--owners %q: want a number of nodes (1 or more) or \"all\"", c.owners)
+	}
+	return n, nil
 }
 
 // sessionConfig returns the session.Manager's config for the node.
@@ -101,10 +159,32 @@ func (c *nodeConfig) sessionConfig(store session.Store, log *slog.Logger) sessio
 }
 
 // newNodeStore returns the session store the config asks for and a
-// function that releases it. Today that is always the in-memory store of
-// a single node; the cluster flags will select the replicated store here.
-func newNodeStore(_ *nodeConfig, _ *slog.Logger) (session.Store, func() error, error) {
-	return memstore.New(), func() error { return nil }, nil
+// function that releases it (for a cluster: hand the sessions over and
+// leave). httpAddr is the node's bound HTTP address, which the cluster
+// advertises.
+func newNodeStore(c *nodeConfig, log *slog.Logger, httpAddr string) (session.Store, func() error, error) {
+	if c.clusterListen == "" {
+		return memstore.New(), func() error { return nil }, nil
+	}
+	cfg := cluster.DefaultLANConfig()
+	cfg.Name, cfg.HTTPAddr, cfg.GossipAddr, cfg.ReplAddr = c.name, httpAddr, c.clusterListen, c.replListen
+	cfg.Insecure, cfg.Async, cfg.Logger = c.insecure, c.replication == "async", log
+	cfg.Owners, _ = c.clusterOwners()
+	if c.join != "" {
+		cfg.Join = strings.Split(c.join, ",")
+	}
+	if c.keyFile != "" {
+		key, err := membership.LoadKeyFile(c.keyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Key = key
+	}
+	st, err := cluster.New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, st.Close, nil
 }
 
 // newLogger returns the logger for the given --log-format and --log-level.
@@ -126,6 +206,9 @@ func runNode(ctx context.Context, inv *invocation) error {
 	if err := inv.noArgs(fs); err != nil {
 		return err
 	}
+	if cfg.genKey {
+		return printKey(inv.stdout)
+	}
 	if err := cfg.validate(); err != nil {
 		return inv.usageErr("%w", err)
 	}
@@ -133,19 +216,35 @@ func runNode(ctx context.Context, inv *invocation) error {
 	return serveNode(ctx, cfg, log)
 }
 
+// printKey prints a new cluster key, for --gen-key.
+func printKey(w io.Writer) error {
+	k, err := membership.GenerateKey()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, membership.EncodeKey(k))
+	return err
+}
+
 // serveNode serves the demo app with sessions on cfg.listen until ctx is
 // cancelled, then shuts down gracefully and returns nil.
 func serveNode(ctx context.Context, cfg *nodeConfig, log *slog.Logger) error {
-	store, closeStore, err := newNodeStore(cfg, log)
+	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	store, closeStore, err := newNodeStore(cfg, log, ln.Addr().String())
+	if err != nil {
+		ln.Close()
 		return fmt.Errorf("node: session store: %w", err)
 	}
 	mgr, err := session.New(cfg.sessionConfig(store, log))
 	if err != nil {
+		ln.Close()
 		closeStore()
 		return fmt.Errorf("node: %w", err)
 	}
-	err = serveHTTP(ctx, cfg.listen, log, mgr.Handler(demoapp.New(cfg.name, log)))
+	err = serveHTTP(ctx, ln, log, mgr.Handler(demoapp.New(cfg.name, log)))
 	mgr.Close()
 	if err := closeStore(); err != nil {
 		log.Warn("closing the session store failed", slog.Any("err", err))
@@ -157,14 +256,10 @@ func serveNode(ctx context.Context, cfg *nodeConfig, log *slog.Logger) error {
 	return nil
 }
 
-// serveHTTP serves app and the health checks on addr until ctx is
+// serveHTTP serves app and the health checks on ln until ctx is
 // cancelled, then shuts the server down gracefully, cutting the requests
 // still running after nodeShutdownTimeout.
-func serveHTTP(ctx context.Context, addr string, log *slog.Logger, app http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("node: %w", err)
-	}
+func serveHTTP(ctx context.Context, ln net.Listener, log *slog.Logger, app http.Handler) error {
 	var hc healthChecks
 	srv := &http.Server{
 		Handler:           nodeHandler(&hc, app),

@@ -611,6 +611,38 @@ func ackFor(v uint64, err error) *wire.Ack {
 	return &wire.Ack{Status: wire.StatusError, Message: err.Error()}
 }
 
+// Handover sends every session this node holds to its owners under the
+// current ring, and waits: a node leaving the cluster calls it after
+// SetMembers without itself, so that no session is lost because it
+// stopped, whatever the number of owners.
+func (n *Node) Handover(ctx context.Context) error {
+	r := n.ring.Load()
+	batches := map[string][]session.Record{}
+	n.copies.Range(func(rec session.Record) bool {
+		for _, o := range r.Owners(nil, rec.Key, n.cfg.Owners) {
+			if o != n.cfg.Self {
+				batches[o] = append(batches[o], rec)
+			}
+		}
+		return true
+	})
+	var errs []error
+	for peer, recs := range batches {
+		for chunk := range slices.Chunk(recs, n.cfg.BatchSize) {
+			reply, err := n.call(ctx, peer, &wire.Records{Recs: chunk})
+			if err == nil {
+				_, err = ackErr(peer, reply)
+			}
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			n.Stats.Pushed.Add(int64(len(chunk)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // rebalanceLoop moves sessions after membership changes and sends the
 // gathered access times.
 func (n *Node) rebalanceLoop() {
