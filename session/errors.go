@@ -2,6 +2,15 @@ package session
 
 import "errors"
 
+// Limits on one session's attributes, which every store can carry (the
+// cluster's frames refuse more).
+const (
+	// MaxKeyLen is the longest attribute key, in bytes.
+	MaxKeyLen = 256
+	// MaxAttrs is the most attributes one session holds.
+	MaxAttrs = 10_000
+)
+
 var (
 	// ErrNotFound is returned by a Store for a key it does not hold.
 	ErrNotFound = errors.New("session: not found")
@@ -17,6 +26,10 @@ var (
 	// ErrTooLarge is returned by Put when the session's encoded size would
 	// exceed Config.MaxSessionBytes.
 	ErrTooLarge = errors.New("session: session too large")
+
+	// ErrBadKey is returned by Put for an empty key or one longer than
+	// MaxKeyLen.
+	ErrBadKey = errors.New("session: bad attribute key")
 
 	// ErrNoSession is returned by Session methods called on a request that
 	// did not pass through Manager.Handler.

@@ -926,3 +926,19 @@ func TestKeyGenerator(t *testing.T) {
 		t.Fatalf("after renew: %q", got)
 	}
 }
+
+func TestPutKeyLimits(t *testing.T) {
+	m, _ := newManager(t, session.Config{})
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		for _, k := range []string{"", strings.Repeat("k", session.MaxKeyLen+1)} {
+			if err := s.Put(k, 1); !errors.Is(err, session.ErrBadKey) {
+				t.Errorf("Put(key of %d bytes) = %v, want ErrBadKey", len(k), err)
+			}
+		}
+		if err := s.Put(strings.Repeat("k", session.MaxKeyLen), 1); err != nil {
+			t.Errorf("Put of a %d-byte key: %v", session.MaxKeyLen, err)
+		}
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+}

@@ -204,6 +204,9 @@ func (s *Session) Put(key string, v any) error {
 	if s.m == nil {
 		return ErrNoSession
 	}
+	if key == "" || len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: key of %d bytes: want 1 to %d", ErrBadKey, len(key), MaxKeyLen)
+	}
 	if err := checkEncodable(v); err != nil {
 		err.Key = key
 		return err
@@ -229,8 +232,27 @@ func (s *Session) Put(key string, v any) error {
 				ErrTooLarge, key, len(b), size, limit)
 		}
 	}
+	if _, exists := s.lookup(key); !exists && s.countLocked() >= MaxAttrs {
+		return fmt.Errorf("%w: the session already holds %d attributes", ErrTooLarge, MaxAttrs)
+	}
 	s.setPending(change{key: key, value: b})
 	return nil
+}
+
+// countLocked returns the number of attributes. Callers hold s.mu.
+func (s *Session) countLocked() int {
+	n := 0
+	for _, a := range s.rec.Attrs {
+		if _, ok := s.lookup(a.Key); ok {
+			n++
+		}
+	}
+	for _, c := range s.pending {
+		if _, stored := findAttr(s.rec.Attrs, c.key); !stored && !c.removed {
+			n++
+		}
+	}
+	return n
 }
 
 // sizeWith returns the session's encoded size if key held n bytes.
