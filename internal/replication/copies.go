@@ -25,6 +25,9 @@ type Copies struct {
 
 	tombMu sync.Mutex           // protects tombs
 	tombs  map[string]time.Time // deleted keys, until TombstoneTTL after
+
+	unverifiedMu sync.Mutex          // protects unverified
+	unverified   map[string]struct{} // keys whose copy may be behind another owner's
 }
 
 // TombstoneTTL is how long a deleted key is remembered: a copy of it that
@@ -35,7 +38,34 @@ type Copies struct {
 const TombstoneTTL = time.Minute
 
 // NewCopies returns an empty set of copies.
-func NewCopies() *Copies { return &Copies{m: recordmap.New(), tombs: map[string]time.Time{}} }
+func NewCopies() *Copies {
+	return &Copies{m: recordmap.New(), tombs: map[string]time.Time{}, unverified: map[string]struct{}{}}
+}
+
+// Unverify marks the copy under key as possibly behind another owner's
+// (it came from a rebalance, or this node just took the session over):
+// the primary fetches the owners' copies before trusting it.
+func (c *Copies) Unverify(key string) {
+	c.unverifiedMu.Lock()
+	defer c.unverifiedMu.Unlock()
+	c.unverified[key] = struct{}{}
+}
+
+// Unverified reports whether the copy under key is marked unverified.
+func (c *Copies) Unverified(key string) bool {
+	c.unverifiedMu.Lock()
+	defer c.unverifiedMu.Unlock()
+	_, ok := c.unverified[key]
+	return ok
+}
+
+// Verify clears the mark: the copy is the newest of the owners'. Deleting
+// or dropping a copy clears it too.
+func (c *Copies) Verify(key string) {
+	c.unverifiedMu.Lock()
+	defer c.unverifiedMu.Unlock()
+	delete(c.unverified, key)
+}
 
 func (c *Copies) buried(key string) bool {
 	c.tombMu.Lock()
@@ -190,6 +220,7 @@ func (c *Copies) Delete(key string, version uint64) bool {
 			return cur, found, recordmap.ErrSkip // stale delete
 		}
 		c.bury(key)
+		c.Verify(key)
 		if !found {
 			return cur, false, recordmap.ErrSkip
 		}
@@ -208,6 +239,7 @@ func (c *Copies) Drop(key string, version uint64) {
 		if !found || cur.Version != version {
 			return cur, found, recordmap.ErrSkip
 		}
+		c.Verify(key)
 		return cur, false, nil
 	})
 }
@@ -227,6 +259,7 @@ func (c *Copies) Expire(now time.Time, limit int, keep func(key string) bool) []
 			return false
 		}
 		c.bury(key) // under the key's lock, as in Delete
+		c.Verify(key)
 		return true
 	})
 }

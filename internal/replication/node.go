@@ -139,6 +139,7 @@ func (n *Node) SetMembers(ready []string) {
 	n.copies.Range(func(rec session.Record) bool {
 		if r.Primary(rec.Key) == n.cfg.Self && old.Primary(rec.Key) != n.cfg.Self {
 			n.copies.Touch(rec.Key, now)
+			n.copies.Unverify(rec.Key)
 			n.Stats.Takeovers.Add(1)
 		}
 		return true
@@ -202,44 +203,76 @@ func (n *Node) Load(ctx context.Context, key string) (session.Record, error) {
 
 func (n *Node) load(ctx context.Context, key string) (session.Record, error) {
 	owners := n.owners(key)
-	isOwner := slices.Contains(owners, n.cfg.Self)
-	if isOwner {
+	if len(owners) > 0 && owners[0] == n.cfg.Self && !n.copies.Unverified(key) {
 		if rec, ok := n.copies.Get(key); ok {
 			return rec, nil
 		}
 	}
-	var unreachable error
+	return n.newest(ctx, key, owners)
+}
+
+// newest asks every other owner for its copy, in parallel, and returns
+// the newest of theirs and this node's own: a copy can be behind after a
+// membership change (a node took over, or received an old copy), and the
+// newest one holds every acknowledged write. If this node is the primary,
+// it keeps the result as its verified copy. It returns ErrNotFound only if
+// every owner answered that it has none.
+func (n *Node) newest(ctx context.Context, key string, owners []string) (session.Record, error) {
+	best, found := n.copies.Get(key)
+	type answer struct {
+		rec   session.Record
+		found bool
+		err   error
+	}
+	answers := make(chan answer, len(owners))
+	asked := 0
 	for _, o := range owners {
 		if o == n.cfg.Self {
 			continue
 		}
-		reply, err := n.call(ctx, o, &wire.Fetch{Key: key})
-		if err != nil {
-			unreachable = err
-			continue
-		}
-		recs, ok := reply.(*wire.Records)
-		if !ok {
-			unreachable = fmt.Errorf("replication: %s answered a Fetch with %T", o, reply)
-			continue
-		}
-		if len(recs.Recs) == 1 {
-			n.Stats.Fetched.Add(1)
-			rec := recs.Recs[0]
-			if isOwner {
-				n.copies.Put(rec)
+		asked++
+		go func(peer string) {
+			reply, err := n.call(ctx, peer, &wire.Fetch{Key: key})
+			if err != nil {
+				answers <- answer{err: err}
+				return
 			}
-			return rec, nil
+			recs, ok := reply.(*wire.Records)
+			if !ok {
+				answers <- answer{err: fmt.Errorf("replication: %s answered a Fetch with %T", peer, reply)}
+				return
+			}
+			if len(recs.Recs) == 1 {
+				answers <- answer{rec: recs.Recs[0], found: true}
+				return
+			}
+			answers <- answer{}
+		}(o)
+	}
+	var failed error
+	for range asked {
+		a := <-answers
+		switch {
+		case a.err != nil:
+			failed = a.err
+		case a.found:
+			n.Stats.Fetched.Add(1)
+			if !found || a.rec.Version > best.Version {
+				best, found = a.rec, true
+			}
 		}
 	}
-	// A copy from before a membership change, not yet moved away.
-	if rec, ok := n.copies.Get(key); ok {
-		return rec, nil
+	if found {
+		if len(owners) > 0 && owners[0] == n.cfg.Self && failed == nil {
+			n.copies.Put(best)
+			n.copies.Verify(key)
+		}
+		return best, nil
 	}
-	if unreachable != nil {
+	if failed != nil {
 		// An owner that could not answer may hold it: saying "not found"
 		// would log its user out.
-		return session.Record{}, fmt.Errorf("replication: load: no owner answered: %w", unreachable)
+		return session.Record{}, fmt.Errorf("replication: load: an owner did not answer: %w", failed)
 	}
 	return session.Record{}, session.ErrNotFound
 }
@@ -429,36 +462,19 @@ func (n *Node) commitPrimary(ctx context.Context, key string, d session.Delta, o
 			}
 		}
 	}
-	v, err := n.copies.Commit(key, d, send)
-	if errors.Is(err, session.ErrNotFound) {
-		// Primary without a copy: it became primary before the session
-		// reached it. Take the session from another owner and retry.
-		if rec, ferr := n.fetchOther(ctx, key, owners); ferr == nil {
-			n.copies.Put(rec)
-			v, err = n.copies.Commit(key, d, send)
+	if _, have := n.copies.Get(key); !have || n.copies.Unverified(key) {
+		// A primary without a copy it can trust (it took the session over,
+		// or the copy came by a rebalance): take the newest from the
+		// owners first, or the write would build on an old version.
+		if _, err := n.newest(ctx, key, owners); err != nil {
+			return 0, err
 		}
 	}
+	v, err := n.copies.Commit(key, d, send)
 	if err != nil {
 		return 0, err
 	}
 	return v, n.await(ctx, key, pend)
-}
-
-func (n *Node) fetchOther(ctx context.Context, key string, owners []string) (session.Record, error) {
-	for _, o := range owners {
-		if o == n.cfg.Self {
-			continue
-		}
-		reply, err := n.call(ctx, o, &wire.Fetch{Key: key})
-		if err != nil {
-			continue
-		}
-		if recs, ok := reply.(*wire.Records); ok && len(recs.Recs) == 1 {
-			n.Stats.Fetched.Add(1)
-			return recs.Recs[0], nil
-		}
-	}
-	return session.Record{}, session.ErrNotFound
 }
 
 // rename moves a session to d.NewKey (RenewID): the new key has other
@@ -577,7 +593,11 @@ func (n *Node) Handle(ctx context.Context, from string, req wire.Message) wire.M
 		return &wire.Ack{Status: wire.StatusOK, Version: m.Rec.Version}
 	case *wire.Records:
 		for _, rec := range m.Recs {
-			n.copies.Put(rec)
+			if n.copies.Put(rec) {
+				// Sent by a rebalance pass or a leaving node: it may be
+				// older than another owner's copy.
+				n.copies.Unverify(rec.Key)
+			}
 		}
 		return &wire.Ack{Status: wire.StatusOK}
 	case *wire.Fetch:

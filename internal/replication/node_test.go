@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-go/shoal/internal/replication"
 	"github.com/shoal-go/shoal/internal/replication/memnet"
+	"github.com/shoal-go/shoal/internal/replication/wire"
 	"github.com/shoal-go/shoal/session"
 	"github.com/shoal-go/shoal/session/sessiontest"
 )
@@ -478,4 +479,44 @@ func TestAsync(t *testing.T) {
 		cp := c.copies(key)
 		return len(cp) == 2 && cp["n1"] == 11 && slices.Min([]uint64{cp["n1"], cp["n2"] + cp["n3"]}) == 11
 	})
+}
+
+// TestStaleCopyAfterTakeover: a node that becomes primary holding an old
+// copy (pushed by a rebalance pass that read it before later writes) must
+// build on the newest version the other owners hold, not on its own.
+func TestStaleCopyAfterTakeover(t *testing.T) {
+	c := newCluster(t, 2, false, "n1", "n2", "n3", "n4")
+	three := []string{"n1", "n2", "n3"}
+	c.setMembers(three...) // n1..n3 do not know n4 yet
+	c.nodes["n4"].SetMembers([]string{"n1", "n2", "n3", "n4"})
+	// A key n1 owns now and n4 will own.
+	var key string
+	for range 10000 {
+		k := c.nodes["n1"].NewKey()
+		if c.nodes["n4"].Ring().Primary(k) == "n4" {
+			key = k
+			break
+		}
+	}
+	if key == "" {
+		t.Fatal("no key moves from n1 to n4")
+	}
+	now := time.Now()
+	if err := c.nodes["n1"].Create(ctx, session.Record{Key: key, Created: now, LastAccess: now, IdleTimeout: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		c.increment("n1", key)
+	}
+	stale, _ := c.nodes["n1"].Copies().Get(key)
+	c.nodes["n4"].Handle(ctx, "n1", &wire.Records{Recs: []session.Record{stale}}) // the old push
+	for i := 3; i <= 5; i++ {
+		if got, err := c.increment("n1", key); err != nil || got != i {
+			t.Fatalf("on n1: %d, %v", got, err)
+		}
+	}
+	got, err := c.increment("n4", key)
+	if err != nil || got != 6 {
+		t.Fatalf("first request on the new primary n4: count %d, %v; want 6 (built on the newest copy, not the stale one)", got, err)
+	}
 }
