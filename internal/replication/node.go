@@ -44,6 +44,10 @@ type Stats struct {
 	Pushed      atomic.Int64 // sessions sent to new owners after a membership change
 	Unreachable atomic.Int64 // requests to a peer that could not be reached
 	Takeovers   atomic.Int64 // sessions this node became primary of after a change
+	// Conflicts counts commits made on a session that another request
+	// changed after this one read it (concurrent requests of one session):
+	// both changes are kept per attribute, the later wins on a shared one.
+	Conflicts atomic.Int64
 }
 
 // Node is one node's replication engine: a session.Store whose sessions
@@ -455,6 +459,9 @@ func (n *Node) flushTouches() {
 func (n *Node) commitPrimary(ctx context.Context, key string, d session.Delta, owners []string) (uint64, error) {
 	var pend []peerPending
 	send := func(v uint64, _ *session.Record) {
+		if d.BaseVersion != 0 && d.BaseVersion < v-1 {
+			n.Stats.Conflicts.Add(1)
+		}
 		pend = pend[:0]
 		for _, o := range owners {
 			if o != n.cfg.Self {

@@ -520,3 +520,21 @@ func TestStaleCopyAfterTakeover(t *testing.T) {
 		t.Fatalf("first request on the new primary n4: count %d, %v; want 6 (built on the newest copy, not the stale one)", got, err)
 	}
 }
+
+func TestConflictsCounted(t *testing.T) {
+	c := newCluster(t, 2, false, "n1", "n2", "n3")
+	key := c.newSession("n1")
+	d := session.Delta{Set: []session.Attr{{Key: "a", Value: []byte("1")}}, Access: time.Now(), BaseVersion: 1}
+	for i := range 3 { // three requests that all read version 1
+		if _, err := c.nodes[c.names[i]].Commit(ctx, key, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var total int64
+	for _, n := range c.nodes {
+		total += n.Stats.Conflicts.Load()
+	}
+	if total != 2 {
+		t.Fatalf("conflicts = %d, want 2 (the 2nd and 3rd commit of version-1 reads)", total)
+	}
+}
