@@ -266,5 +266,25 @@ func (m *Map) Range(fn func(rec session.Record) bool) {
 	}
 }
 
+// Shards returns the number of shards, for RangeShard.
+func (m *Map) Shards() int { return shardCount }
+
+// RangeShard calls fn for each record of shard i (0 <= i < Shards()),
+// without the shard's lock held, until fn returns false.
+func (m *Map) RangeShard(i int, fn func(rec session.Record) bool) {
+	sh := &m.shards[i]
+	sh.mu.RLock()
+	batch := make([]session.Record, 0, len(sh.m))
+	for key, e := range sh.m {
+		batch = append(batch, e.record(key))
+	}
+	sh.mu.RUnlock()
+	for _, r := range batch {
+		if !fn(r) {
+			return
+		}
+	}
+}
+
 // Len returns the number of records.
 func (m *Map) Len() int { return int(m.live.Load()) }

@@ -244,6 +244,36 @@ func (c *Copies) Drop(key string, version uint64) {
 	})
 }
 
+// pullSlices cuts each shard of the table into this many parts for Pull,
+// so that one part stays far below wire.MaxBatch records (up to millions
+// of sessions per node).
+const pullSlices = 16
+
+// Parts returns how many parts RangePart cuts the copies into.
+func (c *Copies) Parts() int { return c.m.Shards() * pullSlices }
+
+// RangePart calls fn for each copy in part p (0 <= p < Parts()) until fn
+// returns false. Every copy is in exactly one part.
+func (c *Copies) RangePart(p int, fn func(rec session.Record) bool) {
+	slice := uint32(p % pullSlices)
+	c.m.RangeShard(p/pullSlices, func(rec session.Record) bool {
+		if keySlice(rec.Key) != slice {
+			return true
+		}
+		return fn(rec)
+	})
+}
+
+// keySlice is FNV-1a of the key, modulo pullSlices.
+func keySlice(key string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return h % pullSlices
+}
+
 // Range calls fn for each copy until fn returns false.
 func (c *Copies) Range(fn func(rec session.Record) bool) { c.m.Range(fn) }
 

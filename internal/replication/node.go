@@ -622,6 +622,8 @@ func (n *Node) Handle(ctx context.Context, from string, req wire.Message) wire.M
 		return &wire.Ack{Status: wire.StatusOK}
 	case *wire.Ping:
 		return &wire.Pong{}
+	case *wire.Pull:
+		return n.servePull(m)
 	}
 	return &wire.Ack{Status: wire.StatusError, Message: fmt.Sprintf("unexpected %s from %s", req.Type(), from)}
 }
@@ -668,6 +670,83 @@ func (n *Node) Handover(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// servePull answers a joining node's Pull: the sessions of one part that
+// this node is primary of and that the joiner will own once it is ready.
+func (n *Node) servePull(m *wire.Pull) wire.Message {
+	parts := n.copies.Parts()
+	if int(m.Part) >= parts {
+		return &wire.Ack{Status: wire.StatusRefused, Message: fmt.Sprintf("part %d of %d", m.Part, parts)}
+	}
+	cur := n.ring.Load()
+	future := placement.New(append(cur.Members(), m.Node))
+	reply := &wire.Records{Last: int(m.Part) == parts-1}
+	n.copies.RangePart(int(m.Part), func(rec session.Record) bool {
+		if cur.Primary(rec.Key) == n.cfg.Self && future.IsOwner(rec.Key, m.Node, n.cfg.Owners) {
+			reply.Recs = append(reply.Recs, rec)
+		}
+		return true
+	})
+	return reply
+}
+
+// Pull fetches from each of peers the sessions this node will own once it
+// joins them, part by part (the next part is asked for when the last one
+// is stored, which is the transfer's back-pressure), and returns how many
+// it received. Call it before this node reports ready. The copies it
+// stores are checked against the other owners on first use, since writes
+// go on meanwhile.
+func (n *Node) Pull(ctx context.Context, peers []string) (int, error) {
+	var (
+		mu    sync.Mutex
+		total int
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	for _, peer := range peers {
+		if peer == n.cfg.Self {
+			continue
+		}
+		wg.Go(func() {
+			got, err := n.pullFrom(ctx, peer)
+			mu.Lock()
+			defer mu.Unlock()
+			total += got
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	return total, errors.Join(errs...)
+}
+
+func (n *Node) pullFrom(ctx context.Context, peer string) (int, error) {
+	got := 0
+	for part := uint32(0); ; part++ {
+		reply, err := n.call(ctx, peer, &wire.Pull{Node: n.cfg.Self, Part: part})
+		if err != nil {
+			return got, err
+		}
+		recs, ok := reply.(*wire.Records)
+		if !ok {
+			_, err := ackErr(peer, reply)
+			return got, fmt.Errorf("pull from %s: %w", peer, err)
+		}
+		for _, rec := range recs.Recs {
+			if n.copies.Put(rec) {
+				n.copies.Unverify(rec.Key)
+				got++
+			}
+		}
+		if recs.Last {
+			return got, nil
+		}
+		if int(part) >= wire.MaxPullPart-1 {
+			return got, fmt.Errorf("pull from %s: no last part after %d", peer, part+1)
+		}
+	}
 }
 
 // rebalanceLoop moves sessions after membership changes and sends the

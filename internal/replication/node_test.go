@@ -538,3 +538,29 @@ func TestConflictsCounted(t *testing.T) {
 		t.Fatalf("conflicts = %d, want 2 (the 2nd and 3rd commit of version-1 reads)", total)
 	}
 }
+
+func TestPullBeforeReady(t *testing.T) {
+	c := newCluster(t, 2, false, "n1", "n2", "n3")
+	var keys []string
+	for i := range 300 {
+		keys = append(keys, c.newSession(c.names[i%3]))
+	}
+	n4 := c.add("n4", 2, false)
+	got, err := n4.Pull(ctx, []string{"n1", "n2", "n3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	c.setMembers("n1", "n2", "n3", "n4")
+	for _, k := range keys {
+		if c.nodes["n1"].Ring().IsOwner(k, "n4", 2) {
+			want++
+			if _, ok := n4.Copies().Get(k); !ok {
+				t.Fatalf("n4 will own %s but did not receive it", k)
+			}
+		}
+	}
+	if got != want || want < 100 || want > 200 {
+		t.Fatalf("pulled %d sessions, want %d (~150 of 300×2/4)", got, want)
+	}
+}

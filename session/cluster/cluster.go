@@ -230,6 +230,26 @@ func New(cfg *Config) (*Store, error) {
 			return nil, fmt.Errorf("cluster: join %s: %w", strings.Join(c.Join, ","), err)
 		}
 	}
+	s.refresh() // addresses of the members joined
+	var peers []string
+	for _, m := range s.mem.Members() {
+		if m.Role == membership.RoleNode && m.State == membership.StateReady && m.Name != c.Name {
+			peers = append(peers, m.Name)
+		}
+	}
+	if len(peers) > 0 {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		got, err := s.node.Pull(ctx, peers)
+		cancel()
+		if err != nil {
+			// Not fatal: what did not arrive is fetched from its owners on
+			// first use, and rebalancing sends it.
+			s.log.Warn("cluster: receiving sessions failed", slog.Any("err", err))
+		}
+		s.log.Info("cluster: received the sessions this node owns", slog.Int("sessions", got),
+			slog.Duration("took", time.Since(start)), slog.String("from", strings.Join(peers, ",")))
+	}
 	if err := s.mem.SetState(membership.StateReady); err != nil {
 		s.shutdown()
 		return nil, fmt.Errorf("cluster: %w", err)

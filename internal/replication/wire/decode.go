@@ -60,6 +60,8 @@ func (d *decoder) run(m Message) error {
 		m.decode(d)
 	case *Ack:
 		m.decode(d)
+	case *Pull:
+		m.decode(d)
 	case *Ping, *Pong:
 	}
 	if d.err == nil && len(d.b) > 0 {

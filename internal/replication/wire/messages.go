@@ -19,6 +19,7 @@ var (
 	_ Message = (*Ack)(nil)
 	_ Message = (*Ping)(nil)
 	_ Message = (*Pong)(nil)
+	_ Message = (*Pull)(nil)
 )
 
 // Hello is the first frame each side sends on a connection. Its layout
@@ -340,3 +341,36 @@ func (*Pong) AppendTo(b []byte) []byte { return b }
 func (*Pong) size() int { return 0 }
 
 func (*Pong) decode(*decoder) {}
+
+// MaxPullPart bounds Pull.Part: a transfer is cut into at most this many
+// parts, each answered by one Records.
+const MaxPullPart = 1 << 16
+
+// Pull is a joining node's request for the sessions it will own: the
+// receiver answers with Records holding part Part of them (the receiver
+// decides how it cuts its sessions into parts) and Last set on the final
+// part. Node is the joining node's name.
+type Pull struct {
+	Node string
+	Part uint32
+}
+
+// Type returns TypePull.
+func (*Pull) Type() Type { return TypePull }
+
+// AppendTo appends Node, Part (uvarint).
+func (m *Pull) AppendTo(b []byte) []byte {
+	b = appendString(b, m.Node)
+	return binary.AppendUvarint(b, uint64(m.Part))
+}
+
+func (m *Pull) size() int { return stringLen(m.Node) + uvarintLen(uint64(m.Part)) }
+
+func (m *Pull) decode(d *decoder) {
+	m.Node = d.string(MaxNameLen, "Node")
+	part := d.uvarint("Part")
+	if d.err == nil && part >= MaxPullPart {
+		d.fail("Part: %d over the limit of %d", part, MaxPullPart)
+	}
+	m.Part = uint32(part)
+}

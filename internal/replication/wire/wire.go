@@ -72,6 +72,7 @@ const (
 	TypeAck
 	TypePing
 	TypePong
+	TypePull
 	typeEnd // one past the last type
 )
 
@@ -87,6 +88,7 @@ var typeNames = [...]string{
 	TypeAck:     "Ack",
 	TypePing:    "Ping",
 	TypePong:    "Pong",
+	TypePull:    "Pull",
 }
 
 // String returns the message type's name, or "Type(0x2a)" for a byte that
@@ -100,7 +102,7 @@ func (t Type) String() string {
 
 // Message is one of the message types of this package: *Hello, *Create,
 // *Apply, *Forward, *Delete, *Fetch, *Records, *Expired, *Ack, *Ping,
-// *Pong. Messages are used by pointer; Decode returns pointers.
+// *Pong, *Pull. Messages are used by pointer; Decode returns pointers.
 type Message interface {
 	// Type returns the message's type.
 	Type() Type
@@ -162,6 +164,8 @@ func newMessage(t Type) Message {
 		return new(Ping)
 	case TypePong:
 		return new(Pong)
+	case TypePull:
+		return new(Pull)
 	}
 	return nil
 }

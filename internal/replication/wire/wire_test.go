@@ -118,6 +118,7 @@ func sampleMessages() []namedMessage {
 		{"ack/error-long", &wire.Ack{Status: wire.StatusError, Version: 1 << 40, Message: strings.Repeat("m", wire.MaxMessageLen)}},
 		{"ping", &wire.Ping{}},
 		{"pong", &wire.Pong{}},
+		{"pull", &wire.Pull{Node: "n4", Part: 31}},
 	}
 }
 
@@ -289,7 +290,7 @@ func TestTrailingBytes(t *testing.T) {
 }
 
 func TestUnknownType(t *testing.T) {
-	for _, typ := range []wire.Type{0, 12, 0x2a, 255} {
+	for _, typ := range []wire.Type{0, 13, 0x2a, 255} {
 		_, err := wire.Decode(typ, nil)
 		if !errors.Is(err, wire.ErrUnknownType) || !strings.Contains(err.Error(), fmt.Sprintf("Type(0x%02x)", uint8(typ))) {
 			t.Errorf("Decode(%d): %v", typ, err)
