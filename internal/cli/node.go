@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/demoapp"
+	"github.com/shoal-go/shoal/internal/discovery"
 	"github.com/shoal-go/shoal/internal/membership"
 	"github.com/shoal-go/shoal/session"
 	"github.com/shoal-go/shoal/session/cluster"
@@ -49,6 +50,7 @@ type nodeConfig struct {
 	clusterListen string // --cluster-listen: gossip address
 	replListen    string // --repl-listen: replication address
 	join          string // --join: comma-separated gossip addresses
+	discover      string // --discover: dns://NAME[:PORT]
 	keyFile       string // --cluster-key-file
 	insecure      bool   // --insecure-cluster
 	owners        string // --owners: N or "all"
@@ -77,6 +79,9 @@ func defineNodeFlags(fs *flag.FlagSet) *nodeConfig {
 			"without it the node keeps its sessions in memory, alone")
 	fs.StringVar(&cfg.replListen, "repl-listen", "", "replicate sessions on `ADDR` (default: the --cluster-listen host, a free port)")
 	fs.StringVar(&cfg.join, "join", "", "join the cluster through the members at `ADDRS` (comma-separated gossip host:port)")
+	fs.StringVar(&cfg.discover, "discover", "",
+		"find members by DNS: `URL` dns://NAME[:PORT], each A/AAAA record of NAME a member\n"+
+			"(a Kubernetes headless service); re-resolved every 10 s")
 	fs.StringVar(&cfg.keyFile, "cluster-key-file", "", "read the cluster key from `FILE` (make one with --gen-key)")
 	fs.BoolVar(&cfg.insecure, "insecure-cluster", false, "no cluster key: unencrypted cluster traffic, refused unless on loopback")
 	fs.StringVar(&cfg.owners, "owners", "2", "keep each session on `N` nodes, or on all of them (\"all\")")
@@ -108,7 +113,7 @@ func (c *nodeConfig) validate() error {
 		return fmt.Errorf("--log-format %q: want text or json", c.logFormat)
 	}
 	if c.clusterListen == "" {
-		for flag, set := range map[string]bool{"--join": c.join != "", "--cluster-key-file": c.keyFile != "",
+		for flag, set := range map[string]bool{"--join": c.join != "", "--discover": c.discover != "", "--cluster-key-file": c.keyFile != "",
 			"--insecure-cluster": c.insecure, "--repl-listen": c.replListen != ""} {
 			if set {
 				return fmt.Errorf("%s needs --cluster-listen", flag)
@@ -127,6 +132,11 @@ func (c *nodeConfig) validate() error {
 	}
 	if c.replication != "sync" && c.replication != "async" {
 		return fmt.Errorf("--replication %q: want sync or async", c.replication)
+	}
+	if c.discover != "" {
+		if _, err := discovery.Parse(c.discover, membership.DefaultGossipPort); err != nil {
+			return fmt.Errorf("--discover: %w", err)
+		}
 	}
 	return nil
 }
@@ -173,6 +183,7 @@ func newNodeStore(c *nodeConfig, log *slog.Logger, httpAddr string) (session.Sto
 	if c.join != "" {
 		cfg.Join = strings.Split(c.join, ",")
 	}
+	cfg.Discover = c.discover
 	if c.keyFile != "" {
 		key, err := membership.LoadKeyFile(c.keyFile)
 		if err != nil {

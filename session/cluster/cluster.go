@@ -43,6 +43,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-go/shoal/internal/discovery"
 	"github.com/shoal-go/shoal/internal/membership"
 	"github.com/shoal-go/shoal/internal/replication"
 	"github.com/shoal-go/shoal/session"
@@ -70,6 +71,13 @@ type Config struct {
 	// Join lists gossip addresses of members to join; empty starts a new
 	// cluster.
 	Join []string
+	// Discover finds members by DNS: "dns://NAME[:PORT]", every A/AAAA
+	// record of NAME being a member's gossip address (PORT defaults to
+	// membership's gossip port). It is resolved at start and every
+	// DiscoverInterval, so nodes started later are found.
+	Discover string
+	// DiscoverInterval is how often Discover is resolved. Default 10 s.
+	DiscoverInterval time.Duration
 	// Key is the cluster key (32 bytes; shoal node --gen-key prints one).
 	Key []byte
 	// Insecure runs without encryption; refused unless every address is
@@ -90,6 +98,8 @@ type Config struct {
 	// tune, if set, adjusts the membership config (tests slow failure
 	// detection down so that a CPU-starved -race run is not a death).
 	tune func(*membership.Config)
+	// resolver, if set, replaces DNS for Discover (tests).
+	resolver discovery.Resolver
 }
 
 // DefaultLANConfig returns a new Config for nodes on one LAN.
@@ -118,6 +128,8 @@ type Store struct {
 	ready     atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+	stopLoops context.CancelFunc // ends the discovery loop
+	loops     sync.WaitGroup
 }
 
 var (
@@ -170,7 +182,17 @@ func New(cfg *Config) (*Store, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cfg: c, log: c.Logger, addrs: map[string]string{}}
+	var dns *discovery.DNS
+	if c.Discover != "" {
+		if dns, err = discovery.Parse(c.Discover, membership.DefaultGossipPort); err != nil {
+			return nil, fmt.Errorf("cluster: Discover: %w", err)
+		}
+		dns.Resolver = c.resolver
+		if c.DiscoverInterval <= 0 {
+			c.DiscoverInterval = 10 * time.Second
+		}
+	}
+	s := &Store{cfg: c, log: c.Logger, addrs: map[string]string{}, stopLoops: func() {}}
 	nodeOwners := c.Owners
 	if nodeOwners == AllOwners {
 		nodeOwners = 0
@@ -229,6 +251,25 @@ func New(cfg *Config) (*Store, error) {
 			s.shutdown()
 			return nil, fmt.Errorf("cluster: join %s: %w", strings.Join(c.Join, ","), err)
 		}
+	}
+	if dns != nil {
+		// One round now, so that the node pulls its sessions from the
+		// cluster it finds; then one every DiscoverInterval.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if addrs, err := dns.Addrs(ctx); err != nil {
+			s.log.Warn("cluster: discovery", slog.Any("err", err))
+		} else if _, err := s.mem.Join(ctx, addrs); err != nil && !errors.Is(err, membership.ErrDuplicateName) {
+			s.log.Info("cluster: discovery found no member to join yet", slog.String("discover", c.Discover), slog.Any("err", err))
+		}
+		cancel()
+		var lctx context.Context
+		lctx, s.stopLoops = context.WithCancel(context.Background())
+		s.loops.Go(func() {
+			discovery.Loop(lctx, dns, c.DiscoverInterval, s.knownGossip, func(ctx context.Context, addrs []string) error {
+				_, err := s.mem.Join(ctx, addrs)
+				return err
+			}, func(err error) { s.log.Debug("cluster: discovery", slog.Any("err", err)) })
+		})
 	}
 	s.refresh() // addresses of the members joined
 	var peers []string
@@ -334,6 +375,15 @@ func (s *Store) refresh() {
 	s.node.SetMembers(ready)
 }
 
+// knownGossip returns the gossip addresses of the members, for discovery.
+func (s *Store) knownGossip() []string {
+	var out []string
+	for _, m := range s.mem.Members() {
+		out = append(out, m.Gossip)
+	}
+	return out
+}
+
 func (s *Store) resolve(name string) (string, bool) {
 	s.addrsMu.RLock()
 	defer s.addrsMu.RUnlock()
@@ -372,6 +422,8 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) shutdown() error {
+	s.stopLoops()
+	s.loops.Wait()
 	return errors.Join(s.mem.Close(), s.tr.Close(), s.node.Close())
 }
 

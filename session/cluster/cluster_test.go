@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"bytes"
+	"context"
+	"net"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -292,5 +294,58 @@ func TestConformance(t *testing.T) {
 		}
 		t.Fatal(err)
 		return nil
+	})
+}
+
+type fixedResolver []string
+
+func (f fixedResolver) LookupIPAddr(context.Context, string) ([]net.IPAddr, error) {
+	var out []net.IPAddr
+	for _, s := range f {
+		out = append(out, net.IPAddr{IP: net.ParseIP(s)})
+	}
+	return out, nil
+}
+
+// TestDNSDiscoveryStartTogether: three nodes started at the same moment,
+// each told only a DNS name that resolves to all three (a headless
+// service), form one cluster without a stall.
+func TestDNSDiscoveryStartTogether(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	key := newKey(t)
+	ips := fixedResolver{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	stores := make([]*Store, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			cfg := DefaultLocalConfig()
+			cfg.Name, cfg.HTTPAddr, cfg.Key = fmt.Sprint("d", i+1), "127.0.0.1:1", key
+			cfg.GossipAddr = net.JoinHostPort(ips[i], fmt.Sprint(port))
+			cfg.Discover = fmt.Sprintf("dns://members.test:%d", port)
+			cfg.DiscoverInterval = 100 * time.Millisecond
+			cfg.resolver, cfg.tune = ips, tolerantTiming
+			stores[i], errs[i] = New(cfg)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i+1, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	waitFor(t, "one cluster of three", func() bool {
+		for _, s := range stores {
+			if len(s.Members()) != 3 {
+				return false
+			}
+		}
+		return true
 	})
 }
