@@ -3,11 +3,11 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"net"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
