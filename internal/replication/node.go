@@ -27,6 +27,9 @@ type Config struct {
 	// node that dies loses its last changes); the default waits until
 	// every live owner has applied a change before the commit returns.
 	Async bool
+	// MaxAsync bounds the async writes not yet acknowledged by the
+	// backups; a commit beyond it waits. Default 256.
+	MaxAsync int
 	// Timeout bounds one request to a peer. Default 5 s.
 	Timeout time.Duration
 	// BatchSize is how many sessions one Records message carries when
@@ -44,6 +47,7 @@ type Stats struct {
 	Pushed      atomic.Int64 // sessions sent to new owners after a membership change
 	Unreachable atomic.Int64 // requests to a peer that could not be reached
 	Takeovers   atomic.Int64 // sessions this node became primary of after a change
+	StandIns    atomic.Int64 // writes handed to a stand-in because no owner could be reached
 	// Conflicts counts commits made on a session that another request
 	// changed after this one read it (concurrent requests of one session):
 	// both changes are kept per attribute, the later wins on a shared one.
@@ -58,6 +62,8 @@ type Node struct {
 	log    *slog.Logger
 	copies *Copies
 	tr     Transport
+
+	async chan struct{} // one token per async write not yet acknowledged
 
 	touchMu sync.Mutex           // protects touches
 	touches map[string]time.Time // access times to send to primaries elsewhere
@@ -88,11 +94,14 @@ func NewNode(cfg Config) *Node {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 256
 	}
+	if cfg.MaxAsync <= 0 {
+		cfg.MaxAsync = 256
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, copies: NewCopies(), kick: make(chan struct{}, 1), done: make(chan struct{}),
-		touches: map[string]time.Time{}}
+		touches: map[string]time.Time{}, async: make(chan struct{}, cfg.MaxAsync)}
 	r := placement.New([]string{cfg.Self})
 	n.ring.Store(r)
 	n.placed = r
@@ -307,14 +316,24 @@ type peerPending struct {
 }
 
 // await waits for the owners' acks (sync mode) or lets them go (async).
-// An owner that cannot be reached is not live and does not fail the
-// write; one that missed a version gets the whole record.
+// An owner that cannot be reached (killed, not yet declared dead) does not
+// fail the write as long as another node holds it (see awaitSync); one that
+// missed a version gets the whole record.
 func (n *Node) await(ctx context.Context, key string, pend []peerPending) error {
 	if n.cfg.Async {
 		if len(pend) > 0 {
+			// Bounded: when MaxAsync writes are still unacknowledged, the
+			// next one waits, so the loss window (and memory) stays bounded
+			// however fast the writers are.
+			select {
+			case n.async <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()
+				defer func() { <-n.async }()
 				n.awaitSync(context.Background(), key, pend)
 			}()
 		}
@@ -323,8 +342,18 @@ func (n *Node) await(ctx context.Context, key string, pend []peerPending) error 
 	return n.awaitSync(ctx, key, pend)
 }
 
+// ErrNoReplica is returned for a write that no other node acknowledged
+// although the cluster has other nodes: in sync mode it is not
+// acknowledged to the client, since this node alone could lose it.
+var ErrNoReplica = errors.New("replication: no other node holds the change")
+
+// awaitSync waits for the owners' acks. A write must reach at least one
+// other node: if every other owner is unreachable, the whole record goes
+// to the next node in the session's placement order, which is the node
+// that becomes its backup once the dead owner is removed from the ring.
 func (n *Node) awaitSync(ctx context.Context, key string, pend []peerPending) error {
 	var firstErr error
+	acked := 0
 	for _, pp := range pend {
 		wctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
 		reply, err := pp.p.Wait(wctx)
@@ -344,9 +373,38 @@ func (n *Node) awaitSync(ctx context.Context, key string, pend []peerPending) er
 		}
 		if err != nil {
 			firstErr = cmpErr(firstErr, fmt.Errorf("replicate to %s: %w", pp.peer, err))
+			continue
 		}
+		acked++
 	}
-	return firstErr
+	if firstErr != nil || acked > 0 || len(pend) == 0 {
+		return firstErr
+	}
+	return n.standIn(ctx, key, pend)
+}
+
+// standIn hands the whole record to the first node, in key's placement
+// order, that is neither this node nor an owner that could not be reached.
+func (n *Node) standIn(ctx context.Context, key string, tried []peerPending) error {
+	rec, ok := n.copies.Get(key)
+	if !ok {
+		return fmt.Errorf("%w: every owner of %s is unreachable", ErrNoReplica, session.Fingerprint(key))
+	}
+	for _, cand := range n.ring.Load().Owners(nil, key, 0) {
+		if cand == n.cfg.Self || slices.ContainsFunc(tried, func(pp peerPending) bool { return pp.peer == cand }) {
+			continue
+		}
+		reply, err := n.call(ctx, cand, &wire.Records{Recs: []session.Record{rec}, Last: true})
+		if err != nil {
+			continue
+		}
+		if _, err := ackErr(cand, reply); err != nil {
+			continue
+		}
+		n.Stats.StandIns.Add(1)
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNoReplica, session.Fingerprint(key))
 }
 
 func cmpErr(first, err error) error {

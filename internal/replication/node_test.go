@@ -297,12 +297,15 @@ func TestPartitionHeals(t *testing.T) {
 		if _, err := c.increment("n2", k); err != nil {
 			t.Fatalf("after heal: %v", err)
 		}
+		// The owners converge; a node that stood in for an unreachable
+		// owner during the partition may keep an older copy until the
+		// next rebalance, and is never read without the owners' newer one.
 		cp := c.copies(k)
 		var versions []uint64
-		for _, v := range cp {
-			versions = append(versions, v)
+		for _, o := range c.nodes["n1"].Ring().Owners(nil, k, 2) {
+			versions = append(versions, cp[o])
 		}
-		if len(versions) < 2 || slices.Min(versions) != slices.Max(versions) {
+		if slices.Min(versions) == 0 || slices.Min(versions) != slices.Max(versions) {
 			t.Fatalf("%s copies after heal: %v", k, cp)
 		}
 	}

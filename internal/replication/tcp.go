@@ -241,8 +241,9 @@ func (t *TCPTransport) acceptLoop() {
 	}
 }
 
-// serveConn serves one peer's requests, each on its own goroutine, and
-// writes the replies back as they complete.
+// serveConn serves one peer's requests, in order except for those that
+// wait on other peers (see Inline), and writes the replies back as they
+// complete.
 func (t *TCPTransport) serveConn(raw net.Conn) {
 	defer t.wg.Done()
 	defer func() {
@@ -290,13 +291,20 @@ func (t *TCPTransport) serveConn(raw net.Conn) {
 			w.Send(f.ID, &wire.Ack{Status: wire.StatusError, Message: "malformed frame"})
 			return
 		}
-		handlers.Add(1)
-		go func(id uint64) {
-			defer handlers.Done()
+		handle := func(id uint64) {
 			reply := t.cfg.Handler.Handle(ctx, hello.Node, req)
 			if err := w.Send(id, reply); err != nil {
 				t.log.Warn("replication: reply not sent", slog.String("peer", hello.Node), slog.Any("err", err))
 			}
+		}
+		if Inline(req) {
+			handle(f.ID)
+			continue
+		}
+		handlers.Add(1)
+		go func(id uint64) {
+			defer handlers.Done()
+			handle(id)
 		}(f.ID)
 	}
 }

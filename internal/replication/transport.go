@@ -33,11 +33,13 @@ type Pending interface {
 	Wait(ctx context.Context) (wire.Message, error)
 }
 
-// Handler serves the requests a node receives from its peers. Handle is
-// called concurrently, one goroutine per request: a request that waits on
-// other peers (a forwarded commit waits for the backups) must not hold up
-// the ones behind it, or two nodes forwarding to each other would
-// deadlock.
+// Handler serves the requests a node receives from its peers. A
+// Transport calls Handle for one peer's requests in the order they
+// arrive, on the receiving goroutine, except for the requests that wait
+// on other peers (Inline reports false: a forwarded commit waits for the
+// backups), which it hands to goroutines of their own: holding the others
+// up behind them could deadlock two nodes forwarding to each other. So a
+// backup applies a primary's changes in the order they were sent.
 type Handler interface {
 	Handle(ctx context.Context, from string, req wire.Message) wire.Message
 }
@@ -50,3 +52,10 @@ func (f failed) Wait(context.Context) (wire.Message, error) { return nil, f.err 
 // Failed returns a Pending that fails with err at once: for transports
 // that know before sending that a peer cannot be reached.
 func Failed(err error) Pending { return failed{err} }
+
+// Inline reports whether a Transport handles req on the goroutine that
+// reads the connection (in order), rather than on a goroutine of its own.
+func Inline(req wire.Message) bool {
+	_, forward := req.(*wire.Forward)
+	return !forward
+}

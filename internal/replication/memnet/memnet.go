@@ -3,9 +3,9 @@
 // each other by name, and a test can drop, delay or cut any link, or take
 // a node down, to see what the engine does with it.
 //
-// Each directed link sends its requests in order, like a TCP connection;
-// the receiver handles each on a goroutine of its own, as the Transport
-// contract says.
+// Each directed link delivers its requests in order, like a TCP
+// connection, and the receiver handles them as the Transport contract
+// says: in order, except forwarded commits, each on a goroutine of its own.
 package memnet
 
 import (
@@ -173,6 +173,9 @@ func (n *Network) deliver(key [2]string, l *link) {
 				close(c.done)
 			case dropped:
 				// never answered
+			case replication.Inline(c.req):
+				c.reply = h.Handle(context.Background(), key[0], c.req)
+				close(c.done)
 			default:
 				n.wg.Add(1)
 				go n.handle(h, key[0], c)
