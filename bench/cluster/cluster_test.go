@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,15 +99,17 @@ func BenchmarkPrimaryDeath(b *testing.B) {
 	for _, async := range []bool{false, true} {
 		b.Run(fmt.Sprintf("async=%v", async), func(b *testing.B) {
 			for b.Loop() {
-				acked, lost := primaryDeath(b, async)
+				acked, lost, st := primaryDeath(b, async)
 				b.ReportMetric(float64(acked), "acked-writes")
 				b.ReportMetric(float64(lost), "lost-acked")
+				b.ReportMetric(float64(st.FullSends.Load()), "full-sends")
+				b.ReportMetric(float64(st.StandIns.Load()), "stand-ins")
 			}
 		})
 	}
 }
 
-func primaryDeath(b *testing.B, async bool) (acked, lost int) {
+func primaryDeath(b *testing.B, async bool) (acked, lost int, stats *replication.Stats) {
 	c := start(b, async, "n1", "n2", "n3")
 	n1 := c.ns["n1"]
 	const sessions = 64
@@ -120,6 +123,9 @@ func primaryDeath(b *testing.B, async bool) (acked, lost int) {
 	}
 	last := make([]int, sessions) // last acknowledged count per session
 	stop := make(chan struct{})
+	// dead marks the instant of the kill: an acknowledgement returned
+	// after it would not reach a client of a killed process.
+	var dead atomic.Bool
 	var wg sync.WaitGroup
 	for i := range keys {
 		wg.Go(func() {
@@ -132,11 +138,15 @@ func primaryDeath(b *testing.B, async bool) (acked, lost int) {
 				if _, err := n1.Commit(context.Background(), keys[i], counter(v)); err != nil {
 					return // n1 died under the writer
 				}
+				if dead.Load() {
+					return
+				}
 				last[i] = v
 			}
 		})
 	}
 	time.Sleep(300 * time.Millisecond)
+	dead.Store(true)
 	c.trs["n1"].Close() // the process dies: connections drop, nothing more is sent
 	close(stop)
 	wg.Wait()
@@ -157,5 +167,5 @@ func primaryDeath(b *testing.B, async bool) (acked, lost int) {
 			lost += last[i] - have
 		}
 	}
-	return acked, lost
+	return acked, lost, &n1.Stats
 }
