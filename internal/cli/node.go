@@ -47,15 +47,16 @@ type nodeConfig struct {
 	logLevel    slog.Level    // --log-level
 
 	// The cluster: set --cluster-listen to run as a cluster node.
-	clusterListen string // --cluster-listen: gossip address
-	replListen    string // --repl-listen: replication address
-	join          string // --join: comma-separated gossip addresses
-	discover      string // --discover: dns://NAME[:PORT]
-	keyFile       string // --cluster-key-file
-	insecure      bool   // --insecure-cluster
-	owners        string // --owners: N or "all"
-	replication   string // --replication: sync or async
-	genKey        bool   // --gen-key: print a new key and exit
+	clusterListen string        // --cluster-listen: gossip address
+	replListen    string        // --repl-listen: replication address
+	join          string        // --join: comma-separated gossip addresses
+	discover      string        // --discover: dns://NAME[:PORT]
+	keyFile       string        // --cluster-key-file
+	insecure      bool          // --insecure-cluster
+	owners        string        // --owners: N or "all"
+	replication   string        // --replication: sync or async
+	genKey        bool          // --gen-key: print a new key and exit
+	deadAfter     time.Duration // --dead-after
 }
 
 // defineNodeFlags defines the node's flags on fs and returns the config
@@ -88,6 +89,9 @@ func defineNodeFlags(fs *flag.FlagSet) *nodeConfig {
 	fs.StringVar(&cfg.replication, "replication", "sync",
 		"`MODE`: sync (a response waits until every live owner has the change)\n"+
 			"or async (it does not; a killed node may lose its last changes)")
+	fs.DurationVar(&cfg.deadAfter, "dead-after", 0,
+		"declare a silent node dead after about `DURATION` (default about 0.6s;\n"+
+			"raise it on overloaded machines, where a live node can stall longer)")
 	fs.BoolVar(&cfg.genKey, "gen-key", false, "print a new random cluster key (base64) and exit")
 	return cfg
 }
@@ -132,6 +136,9 @@ func (c *nodeConfig) validate() error {
 	}
 	if c.replication != "sync" && c.replication != "async" {
 		return fmt.Errorf("--replication %q: want sync or async", c.replication)
+	}
+	if c.deadAfter < 0 {
+		return fmt.Errorf("--dead-after %v is negative", c.deadAfter)
 	}
 	if c.discover != "" {
 		if _, err := discovery.Parse(c.discover, membership.DefaultGossipPort); err != nil {
@@ -184,6 +191,7 @@ func newNodeStore(c *nodeConfig, log *slog.Logger, httpAddr string) (session.Sto
 		cfg.Join = strings.Split(c.join, ",")
 	}
 	cfg.Discover = c.discover
+	cfg.DeadAfter = c.deadAfter
 	if c.keyFile != "" {
 		key, err := membership.LoadKeyFile(c.keyFile)
 		if err != nil {

@@ -85,10 +85,14 @@ func freeGossipAddr(t *testing.T) string {
 // startClusterNode starts `shoal node` as a cluster member gossiping on
 // gossip with the key file, joining through join if not empty, logging at
 // debug level (members turning ready are debug lines). extra flags
-// (--owners, --replication) follow.
+// (--owners, --replication) follow. --dead-after 2s: the children run
+// with -race on two cores beside the test's load, where a live node can
+// stall longer than the default sub-second detection allows; these tests
+// are about what clients see, not about detection speed (which
+// BenchmarkDeadDetection measures).
 func startClusterNode(t *testing.T, name, key, gossip, join string, extra ...string) *node {
 	t.Helper()
-	args := []string{"--cluster-listen", gossip, "--cluster-key-file", key, "--log-level", "debug"}
+	args := []string{"--cluster-listen", gossip, "--cluster-key-file", key, "--log-level", "debug", "--dead-after", "2s"}
 	if join != "" {
 		args = append(args, "--join", join)
 	}
@@ -171,4 +175,19 @@ func offsets(nodes ...*node) map[*node]int {
 		m[n] = n.stderr.Len()
 	}
 	return m
+}
+
+// shoalLog returns the last k lines of the node's stderr that shoal
+// itself wrote (memberlist's debug lines left out), indented.
+func (n *node) shoalLog(k int) string {
+	var lines []string
+	for line := range strings.Lines(n.stderr.String()) {
+		if !strings.Contains(line, "component=memberlist") {
+			lines = append(lines, strings.TrimRight(line, "\n"))
+		}
+	}
+	if len(lines) > k {
+		lines = lines[len(lines)-k:]
+	}
+	return "\t" + strings.Join(lines, "\n\t")
 }

@@ -30,6 +30,12 @@ type Config struct {
 	// MaxAsync bounds the async writes not yet acknowledged by the
 	// backups; a commit beyond it waits. Default 256.
 	MaxAsync int
+	// Settle is how long after a membership change other nodes may still
+	// place sessions by the previous membership (gossip takes time to
+	// spread): for that long a node trusts no copy of its own, and reads
+	// the newest of the owners under the previous and the new placement.
+	// Default 2 s.
+	Settle time.Duration
 	// Timeout bounds one request to a peer. Default 5 s.
 	Timeout time.Duration
 	// BatchSize is how many sessions one Records message carries when
@@ -37,6 +43,11 @@ type Config struct {
 	BatchSize int
 	// Logger receives the node's log lines. Default: discard.
 	Logger *slog.Logger
+	// Admit, if set, says whether a node that asks to join (Pull) is a
+	// live member in this node's view. A joiner that is not (the cluster
+	// has not accepted it yet) is refused, so it does not report ready
+	// while the others ignore it.
+	Admit func(name string) bool
 }
 
 // Stats are a Node's counters since it started.
@@ -63,13 +74,19 @@ type Node struct {
 	copies *Copies
 	tr     Transport
 
-	async chan struct{} // one token per async write not yet acknowledged
+	async   chan struct{} // one token per async write not yet acknowledged
+	leaving atomic.Bool   // set by Handover: peers' writes are refused
 
 	touchMu sync.Mutex           // protects touches
 	touches map[string]time.Time // access times to send to primaries elsewhere
 
 	mu       sync.Mutex // serialises SetMembers; protects placed
 	ring     atomic.Pointer[placement.Ring]
+	// prev is the ring before the last change, and unsettledUntil (Unix
+	// ns) the end of the time after that change when other nodes may still
+	// place sessions by prev: reads then ask the owners under both.
+	prev           atomic.Pointer[placement.Ring]
+	unsettledUntil atomic.Int64
 	placed   *placement.Ring // the ring the last rebalance pass finished for
 	kick     chan struct{}
 	done     chan struct{}
@@ -97,6 +114,9 @@ func NewNode(cfg Config) *Node {
 	if cfg.MaxAsync <= 0 {
 		cfg.MaxAsync = 256
 	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 2 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -104,6 +124,7 @@ func NewNode(cfg Config) *Node {
 		touches: map[string]time.Time{}, async: make(chan struct{}, cfg.MaxAsync)}
 	r := placement.New([]string{cfg.Self})
 	n.ring.Store(r)
+	n.prev.Store(r)
 	n.placed = r
 	return n
 }
@@ -147,8 +168,10 @@ func (n *Node) SetMembers(ready []string) {
 	if slices.Equal(old.Members(), r.Members()) {
 		return
 	}
+	n.prev.Store(old)
 	n.ring.Store(r)
 	now := time.Now()
+	n.unsettledUntil.Store(now.Add(n.cfg.Settle).UnixNano())
 	n.copies.Range(func(rec session.Record) bool {
 		if r.Primary(rec.Key) == n.cfg.Self && old.Primary(rec.Key) != n.cfg.Self {
 			n.copies.Touch(rec.Key, now)
@@ -216,12 +239,36 @@ func (n *Node) Load(ctx context.Context, key string) (session.Record, error) {
 
 func (n *Node) load(ctx context.Context, key string) (session.Record, error) {
 	owners := n.owners(key)
-	if len(owners) > 0 && owners[0] == n.cfg.Self && !n.copies.Unverified(key) {
+	if n.trusted(key, owners) {
 		if rec, ok := n.copies.Get(key); ok {
 			return rec, nil
 		}
 	}
-	return n.newest(ctx, key, owners)
+	return n.newest(ctx, key, n.readOwners(key, owners))
+}
+
+// trusted reports whether this node may serve key from its own copy
+// without asking the other owners: it is the primary, its copy is not
+// marked unverified, and the membership has settled.
+func (n *Node) trusted(key string, owners []string) bool {
+	return len(owners) > 0 && owners[0] == n.cfg.Self && !n.copies.Unverified(key) &&
+		time.Now().UnixNano() >= n.unsettledUntil.Load()
+}
+
+// readOwners returns the nodes to ask for the newest copy of key: its
+// owners, and while the membership settles, its owners under the previous
+// placement too (a node that has not seen the change yet writes there).
+func (n *Node) readOwners(key string, owners []string) []string {
+	if time.Now().UnixNano() >= n.unsettledUntil.Load() {
+		return owners
+	}
+	out := slices.Clone(owners)
+	for _, o := range n.prev.Load().Owners(nil, key, n.cfg.Owners) {
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // newest asks every other owner for its copy, in parallel, and returns
@@ -276,7 +323,7 @@ func (n *Node) newest(ctx context.Context, key string, owners []string) (session
 		}
 	}
 	if found {
-		if len(owners) > 0 && owners[0] == n.cfg.Self && failed == nil {
+		if n.ring.Load().Primary(key) == n.cfg.Self && failed == nil {
 			n.copies.Put(best)
 			n.copies.Verify(key)
 		}
@@ -368,6 +415,9 @@ func (n *Node) awaitSync(ctx context.Context, key string, pend []peerPending) er
 			continue
 		}
 		ack, err := ackErr(pp.peer, reply)
+		if ack != nil && ack.Status == wire.StatusRefused {
+			continue // leaving: not an owner any more, like an unreachable one
+		}
 		if ack != nil && ack.Status == wire.StatusNeedFull {
 			err = n.sendFull(ctx, pp.peer, key)
 		}
@@ -460,6 +510,10 @@ func (n *Node) Commit(ctx context.Context, key string, d session.Delta) (uint64,
 			return 0, err
 		}
 		ack, err := ackErr(o, reply)
+		if ack != nil && ack.Status == wire.StatusRefused {
+			lastErr = err
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -527,13 +581,18 @@ func (n *Node) commitPrimary(ctx context.Context, key string, d session.Delta, o
 			}
 		}
 	}
-	if _, have := n.copies.Get(key); !have || n.copies.Unverified(key) {
+	if _, have := n.copies.Get(key); !have || !n.trusted(key, owners) {
 		// A primary without a copy it can trust (it took the session over,
-		// or the copy came by a rebalance): take the newest from the
-		// owners first, or the write would build on an old version.
-		if _, err := n.newest(ctx, key, owners); err != nil {
+		// the copy came by a rebalance, or the membership is settling):
+		// take the newest from the owners first, or the write would build
+		// on an old version.
+		rec, err := n.newest(ctx, key, n.readOwners(key, owners))
+		if err != nil {
 			return 0, err
 		}
+		// An acting primary (the primary refused or is unreachable) may
+		// hold no copy: build on the newest found.
+		n.copies.Put(rec)
 	}
 	v, err := n.copies.Commit(key, d, send)
 	if err != nil {
@@ -633,6 +692,11 @@ func (n *Node) Handle(ctx context.Context, from string, req wire.Message) wire.M
 	defer cancel()
 	switch m := req.(type) {
 	case *wire.Forward:
+		if n.leaving.Load() {
+			// Leaving (or not ready): the sender tries the next owner,
+			// which holds what this node handed over.
+			return &wire.Ack{Status: wire.StatusRefused, Message: "not serving sessions"}
+		}
 		if m.Delta.TouchOnly() {
 			if v, ok := n.copies.Touch(m.Key, m.Delta.Access); ok {
 				return &wire.Ack{Status: wire.StatusOK, Version: v}
@@ -642,6 +706,9 @@ func (n *Node) Handle(ctx context.Context, from string, req wire.Message) wire.M
 		v, err := n.commitPrimary(ctx, m.Key, m.Delta, n.owners(m.Key))
 		return ackFor(v, err)
 	case *wire.Apply:
+		if n.leaving.Load() {
+			return &wire.Ack{Status: wire.StatusRefused, Message: "leaving"}
+		}
 		switch n.copies.Apply(m.Key, m.Delta, m.Version) {
 		case Applied, Duplicate:
 			return &wire.Ack{Status: wire.StatusOK, Version: m.Version}
@@ -649,6 +716,9 @@ func (n *Node) Handle(ctx context.Context, from string, req wire.Message) wire.M
 			return &wire.Ack{Status: wire.StatusNeedFull}
 		}
 	case *wire.Create:
+		if n.leaving.Load() {
+			return &wire.Ack{Status: wire.StatusRefused, Message: "leaving"}
+		}
 		if cur, taken := n.copies.Get(m.Rec.Key); taken && !sameRecord(cur, m.Rec) {
 			// A copy equal to the new one came first by another way (a
 			// rebalance pass racing the create): not a collision.
@@ -701,8 +771,10 @@ func ackFor(v uint64, err error) *wire.Ack {
 // Handover sends every session this node holds to its owners under the
 // current ring, and waits: a node leaving the cluster calls it after
 // SetMembers without itself, so that no session is lost because it
-// stopped, whatever the number of owners.
+// stopped, whatever the number of owners. From then on the node refuses
+// writes from its peers (they go to the next owner instead).
 func (n *Node) Handover(ctx context.Context) error {
+	n.leaving.Store(true)
 	r := n.ring.Load()
 	batches := map[string][]session.Record{}
 	n.copies.Range(func(rec session.Record) bool {
@@ -733,6 +805,9 @@ func (n *Node) Handover(ctx context.Context) error {
 // servePull answers a joining node's Pull: the sessions of one part that
 // this node is primary of and that the joiner will own once it is ready.
 func (n *Node) servePull(m *wire.Pull) wire.Message {
+	if n.cfg.Admit != nil && !n.cfg.Admit(m.Node) {
+		return &wire.Ack{Status: wire.StatusRefused, Message: notAdmitted}
+	}
 	parts := n.copies.Parts()
 	if int(m.Part) >= parts {
 		return &wire.Ack{Status: wire.StatusRefused, Message: fmt.Sprintf("part %d of %d", m.Part, parts)}
@@ -748,6 +823,12 @@ func (n *Node) servePull(m *wire.Pull) wire.Message {
 	})
 	return reply
 }
+
+const notAdmitted = "not a live member in this node's view yet"
+
+// ErrNotAdmitted is returned by Pull when a peer does not see this node
+// as a live member yet (its previous run may still hold its name).
+var ErrNotAdmitted = errors.New("replication: a peer does not see this node as a member yet")
 
 // Pull fetches from each of peers the sessions this node will own once it
 // joins them, part by part (the next part is asked for when the last one
@@ -780,31 +861,69 @@ func (n *Node) Pull(ctx context.Context, peers []string) (int, error) {
 	return total, errors.Join(errs...)
 }
 
+// pullWindow is how many parts of a transfer are asked for at once: the
+// requests are pipelined on one connection, and the window is the
+// back-pressure.
+const pullWindow = 32
+
 func (n *Node) pullFrom(ctx context.Context, peer string) (int, error) {
-	got := 0
-	for part := uint32(0); ; part++ {
-		reply, err := n.call(ctx, peer, &wire.Pull{Node: n.cfg.Self, Part: part})
-		if err != nil {
-			return got, err
+	parts := n.copies.Parts() // the same on every node of this version
+	type result struct {
+		got int
+		err error
+	}
+	results := make(chan result, parts)
+	window := make(chan struct{}, pullWindow)
+	var wg sync.WaitGroup
+	for part := range parts {
+		select {
+		case window <- struct{}{}:
+		case <-ctx.Done():
+			return 0, ctx.Err()
 		}
-		recs, ok := reply.(*wire.Records)
-		if !ok {
-			_, err := ackErr(peer, reply)
-			return got, fmt.Errorf("pull from %s: %w", peer, err)
-		}
-		for _, rec := range recs.Recs {
-			if n.copies.Put(rec) {
-				n.copies.Unverify(rec.Key)
-				got++
-			}
-		}
-		if recs.Last {
-			return got, nil
-		}
-		if int(part) >= wire.MaxPullPart-1 {
-			return got, fmt.Errorf("pull from %s: no last part after %d", peer, part+1)
+		wg.Go(func() {
+			defer func() { <-window }()
+			got, err := n.pullPart(ctx, peer, uint32(part))
+			results <- result{got, err}
+		})
+	}
+	wg.Wait()
+	close(results)
+	total := 0
+	var errs []error
+	for r := range results {
+		total += r.got
+		if r.err != nil {
+			errs = append(errs, r.err)
 		}
 	}
+	if len(errs) > 0 {
+		return total, errs[0] // the parts fail alike (refused, unreachable)
+	}
+	return total, nil
+}
+
+func (n *Node) pullPart(ctx context.Context, peer string, part uint32) (int, error) {
+	reply, err := n.call(ctx, peer, &wire.Pull{Node: n.cfg.Self, Part: part})
+	if err != nil {
+		return 0, err
+	}
+	recs, ok := reply.(*wire.Records)
+	if !ok {
+		ack, err := ackErr(peer, reply)
+		if ack != nil && ack.Status == wire.StatusRefused && ack.Message == notAdmitted {
+			return 0, fmt.Errorf("pull from %s: %w", peer, ErrNotAdmitted)
+		}
+		return 0, fmt.Errorf("pull from %s: %w", peer, err)
+	}
+	got := 0
+	for _, rec := range recs.Recs {
+		if n.copies.Put(rec) {
+			n.copies.Unverify(rec.Key)
+			got++
+		}
+	}
+	return got, nil
 }
 
 // rebalanceLoop moves sessions after membership changes and sends the

@@ -88,6 +88,11 @@ type Config struct {
 	Owners int
 	// Async returns from a commit before the backups applied it.
 	Async bool
+	// DeadAfter is about how long a node that stopped answering takes to
+	// be declared dead. Default (0): about 0.6 s, for a LAN. Raise it where
+	// a live node can stall longer (an overloaded VM): a live node declared
+	// dead costs a membership change and a rebalance.
+	DeadAfter time.Duration
 	// ClusterName separates clusters that share a key by mistake. Default
 	// "shoal".
 	ClusterName string
@@ -197,7 +202,8 @@ func New(cfg *Config) (*Store, error) {
 	if nodeOwners == AllOwners {
 		nodeOwners = 0
 	}
-	s.node = replication.NewNode(replication.Config{Self: c.Name, Owners: nodeOwners, Async: c.Async, Logger: c.Logger})
+	s.node = replication.NewNode(replication.Config{Self: c.Name, Owners: nodeOwners, Async: c.Async, Logger: c.Logger,
+		Admit: s.isMember})
 	var replKey, gossipKey []byte
 	if !c.Insecure {
 		// One key, two uses: derive a separate key for each.
@@ -226,6 +232,13 @@ func New(cfg *Config) (*Store, error) {
 	mc.BindAddr, mc.BindPort = gossipHost, gossipPort
 	mc.Key, mc.Insecure, mc.Logger = gossipKey, c.Insecure, c.Logger
 	mc.OnEvent = s.onEvent
+	if c.DeadAfter > 0 {
+		// About ProbeInterval·(2 + SuspicionMult) with SuspicionMult 4.
+		mc.ProbeInterval = max(c.DeadAfter/6, 10*time.Millisecond)
+		mc.ProbeTimeout = mc.ProbeInterval * 2 / 5
+		mc.GossipInterval = mc.ProbeInterval / 2
+		mc.SuspicionMult = 4
+	}
 	if c.tune != nil {
 		c.tune(mc)
 	}
@@ -282,7 +295,25 @@ func New(cfg *Config) (*Store, error) {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		got, err := s.node.Pull(ctx, peers)
+		// A node restarted soon after it was killed may have joined the
+		// gossip while the others still bind its name to its previous run:
+		// they refuse it until they accept the new address. Serving before
+		// then would split the cluster, so wait (bounded), joining again.
+		for errors.Is(err, replication.ErrNotAdmitted) && ctx.Err() == nil {
+			s.log.Info("cluster: waiting for the members to accept this node", slog.Any("err", err))
+			time.Sleep(500 * time.Millisecond)
+			if len(c.Join) > 0 {
+				s.mem.Join(ctx, c.Join)
+			}
+			var more int
+			more, err = s.node.Pull(ctx, peers)
+			got += more
+		}
 		cancel()
+		if errors.Is(err, replication.ErrNotAdmitted) {
+			s.shutdown()
+			return nil, fmt.Errorf("cluster: the members did not accept this node within 2 minutes: %w", err)
+		}
 		if err != nil {
 			// Not fatal: what did not arrive is fetched from its owners on
 			// first use, and rebalancing sends it.
@@ -373,6 +404,16 @@ func (s *Store) refresh() {
 		ready = slices.DeleteFunc(ready, func(n string) bool { return n == s.cfg.Name })
 	}
 	s.node.SetMembers(ready)
+}
+
+// isMember reports whether name is a live member in this node's view.
+func (s *Store) isMember(name string) bool {
+	for _, m := range s.mem.Members() {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // knownGossip returns the gossip addresses of the members, for discovery.
