@@ -80,18 +80,18 @@ type Node struct {
 	touchMu sync.Mutex           // protects touches
 	touches map[string]time.Time // access times to send to primaries elsewhere
 
-	mu       sync.Mutex // serialises SetMembers; protects placed
-	ring     atomic.Pointer[placement.Ring]
+	mu   sync.Mutex // serialises SetMembers; protects placed
+	ring atomic.Pointer[placement.Ring]
 	// prev is the ring before the last change, and unsettledUntil (Unix
 	// ns) the end of the time after that change when other nodes may still
 	// place sessions by prev: reads then ask the owners under both.
 	prev           atomic.Pointer[placement.Ring]
 	unsettledUntil atomic.Int64
-	placed   *placement.Ring // the ring the last rebalance pass finished for
-	kick     chan struct{}
-	done     chan struct{}
-	wg       sync.WaitGroup
-	stopOnce sync.Once
+	placed         *placement.Ring // the ring the last rebalance pass finished for
+	kick           chan struct{}
+	done           chan struct{}
+	wg             sync.WaitGroup
+	stopOnce       sync.Once
 
 	Stats Stats
 }
