@@ -1,5 +1,5 @@
 // Package cli implements the shoal command: its subcommands (node,
-// version, help, and later demo, balancer and doctor), their flags and
+// demo, node, balancer, version, help, and later doctor), their flags and
 // their help texts. cmd/shoal only calls Run.
 //
 // Flags are parsed with the standard library's flag package, one
@@ -53,11 +53,18 @@ type command struct {
 }
 
 // commands is shoal's table of subcommands, in the order `shoal help`
-// lists them. Add demo, balancer and doctor here, one file each. (It is a
+// lists them. Add new commands (doctor) here, one file each. (It is a
 // function rather than a variable because help's run reads the table:
 // a variable would be an initialization cycle.)
 func commands() []command {
 	return []command{
+		{
+			name:    "demo",
+			summary: "start a balancer and three cluster nodes on this machine, and print the URL",
+			args:    "[flags]",
+			example: "shoal demo\nshoal demo --listen 127.0.0.1:9000 --nodes 5",
+			run:     runDemo,
+		},
 		{
 			name:    "node",
 			summary: "run one node: the demo app behind the session middleware",
@@ -67,6 +74,15 @@ func commands() []command {
 				"shoal node --name n1 --listen 127.0.0.1:8081 --cluster-listen 127.0.0.1:7946 --cluster-key-file cluster.key\n" +
 				"shoal node --name n2 --listen 127.0.0.1:8082 --cluster-listen 127.0.0.1:7947 --cluster-key-file cluster.key --join 127.0.0.1:7946",
 			run: runNode,
+		},
+		{
+			name:    "balancer",
+			summary: "run the balancer: sticky sessions, load balancing and failover over nodes",
+			args:    "--member ROUTE=URL [--member ROUTE=URL ...] [flags]",
+			example: "shoal balancer --listen 127.0.0.1:8000 --member n1=http://127.0.0.1:8081 --member n2=http://127.0.0.1:8082\n" +
+				"shoal balancer --member n1=http://10.0.0.5:8080,weight=2 --member n2=http://10.0.0.6:8080 --member spare=http://10.0.0.7:8080,standby\n" +
+				"shoal balancer --member n1=http://127.0.0.1:8081 --member n2=http://127.0.0.1:8082 --method hash --hash-key header:X-User --failonstatus 503",
+			run: runBalancer,
 		},
 		{
 			name:    "version",

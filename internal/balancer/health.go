@@ -1,0 +1,120 @@
+package balancer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// healthResult is the outcome of one health check.
+type healthResult int
+
+const (
+	healthPass     healthResult = iota // 200: alive and ready
+	healthNotReady                     // 503: alive, but takes no new sessions
+	healthFail                         // anything else, or no answer
+)
+
+// startHealth starts one goroutine per member that checks it every
+// Health.Interval, if Health.Path is set.
+func (b *Balancer) startHealth() {
+	if b.cfg.Health.Path == "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stopHealth = cancel
+	client := &http.Client{
+		Transport: b.transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // a redirect is an answer, not a pass
+		},
+	}
+	for _, m := range b.members {
+		b.wg.Go(func() { b.healthLoop(ctx, client, m) })
+	}
+}
+
+// healthLoop checks m until ctx is done. The first check is at once.
+func (b *Balancer) healthLoop(ctx context.Context, client *http.Client, m *Member) {
+	t := time.NewTicker(b.cfg.Health.Interval)
+	defer t.Stop()
+	var h healthCounts
+	for {
+		res, reason := b.checkHealth(ctx, client, m)
+		if ctx.Err() != nil {
+			return
+		}
+		b.applyHealth(m, &h, res, reason)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkHealth GETs the member's health URL once.
+func (b *Balancer) checkHealth(ctx context.Context, client *http.Client, m *Member) (healthResult, string) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Health.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.healthURL, nil)
+	if err != nil {
+		return healthFail, err.Error()
+	}
+	req.Header.Set("User-Agent", "shoal-balancer-health-check")
+	res, err := client.Do(req)
+	if err != nil {
+		return healthFail, err.Error()
+	}
+	io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
+	res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusOK:
+		return healthPass, ""
+	case http.StatusServiceUnavailable:
+		return healthNotReady, ""
+	}
+	return healthFail, fmt.Sprintf("%s answered %d", b.cfg.Health.Path, res.StatusCode)
+}
+
+// healthCounts are the consecutive passes and failures of one member's
+// checks. Only its health goroutine uses them.
+type healthCounts struct {
+	passes, fails int
+}
+
+// applyHealth moves m's health state after a check: Fall failures in a
+// row put it in error, Rise answers in a row (200 or 503) bring it back;
+// a 503 makes it draining at once, a 200 ends that at once.
+func (b *Balancer) applyHealth(m *Member, h *healthCounts, res healthResult, reason string) {
+	hc := &b.cfg.Health
+	log := b.log.With(slog.String("member", m.route))
+	if res == healthFail {
+		h.passes = 0
+		h.fails++
+		if h.fails >= hc.Fall && !m.down.Swap(true) {
+			log.Warn("member failed health checks", slog.String("reason", reason), slog.Int("fails", h.fails))
+		}
+		return
+	}
+	h.fails = 0
+	h.passes++
+	if h.passes >= hc.Rise && m.down.Load() {
+		m.down.Store(false)
+		// Recovery seen by the checks also ends an error left by failed
+		// requests: the member answers again.
+		m.errorUntil.Store(0)
+		log.Info("member passed health checks", slog.Int("passes", h.passes))
+	}
+	if res == healthNotReady {
+		if !m.notReady.Swap(true) {
+			log.Warn("member not ready: draining (no new sessions; its own sessions still reach it)",
+				slog.String("path", hc.Path))
+		}
+	} else if m.notReady.Swap(false) {
+		log.Info("member ready", slog.String("path", hc.Path))
+	}
+}

@@ -1,0 +1,308 @@
+package balancer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+)
+
+// Balancer is an http.Handler that sends each request to one member:
+// the member its session's route names if that member is usable, else
+// the one its Selector picks, failing over to others as Config says. It
+// is safe for concurrent use. Close stops its health checks.
+type Balancer struct {
+	cfg         Config
+	log         *slog.Logger
+	members     []*Member
+	byRoute     map[string]*Member
+	sticky      sticky
+	selector    Selector
+	counter     stickyCounter // the selector's, or nil
+	failOn      [600]bool     // by status code: FailOnStatus
+	maxAttempts int
+
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+	lists     sync.Pool // *[]*Member scratch lists of candidates
+
+	stopHealth context.CancelFunc
+	wg         sync.WaitGroup // the health check goroutines
+	closeOnce  sync.Once
+}
+
+// New returns a Balancer for cfg and starts its health checks. Its errors
+// wrap ErrInvalidConfig.
+func New(cfg Config) (*Balancer, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	b := &Balancer{cfg: cfg, log: cfg.Logger, byRoute: make(map[string]*Member, len(cfg.Members))}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	for _, mc := range cfg.Members {
+		m, err := NewMember(mc)
+		if err != nil { // checked above
+			return nil, fmt.Errorf("%w: member %s: %v", ErrInvalidConfig, mc.Route, err)
+		}
+		if cfg.Health.Path != "" {
+			m.healthURL = m.url.JoinPath(cfg.Health.Path).String()
+		}
+		b.members = append(b.members, m)
+		b.byRoute[m.route] = m
+	}
+	b.sticky, _ = parseSticky(cfg.Sticky)
+	b.selector, _ = newSelector(cfg.Method, cfg.HashKey)
+	b.counter, _ = b.selector.(stickyCounter)
+	for _, code := range cfg.FailOnStatus {
+		b.failOn[code] = true
+	}
+	b.maxAttempts = cfg.MaxAttempts
+	if b.maxAttempts == 0 {
+		b.maxAttempts = len(b.members)
+	}
+	n := len(b.members)
+	b.lists.New = func() any { l := make([]*Member, 0, n); return &l }
+
+	b.transport = newTransport(&b.cfg)
+	errorLog := log.New(io.Discard, "", 0)
+	if cfg.Logger != nil {
+		errorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
+	}
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite:        b.rewrite,
+		Transport:      &attemptTransport{rt: b.transport},
+		ModifyResponse: b.modifyResponse,
+		ErrorHandler:   recordError,
+		BufferPool:     copyBuffers{},
+		ErrorLog:       errorLog,
+	}
+	b.startHealth()
+	return b, nil
+}
+
+// Members returns the balancer's members, in configuration order.
+func (b *Balancer) Members() []*Member { return append([]*Member(nil), b.members...) }
+
+// Close stops the health checks, waits for them and closes idle
+// connections to members. It is idempotent; the Balancer still proxies
+// afterwards, without health checks.
+func (b *Balancer) Close() error {
+	b.closeOnce.Do(func() {
+		if b.stopHealth != nil {
+			b.stopHealth()
+		}
+		b.wg.Wait()
+		b.transport.CloseIdleConnections()
+	})
+	return nil
+}
+
+// ServeHTTP proxies r to a member, failing over as the package doc says.
+func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.cfg.MaxBodyBytes > 0 && r.ContentLength > b.cfg.MaxBodyBytes {
+		writePlain(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	var body *replayBody
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		body = newReplayBody(r.Body, r.ContentLength, b.cfg.RetryBodyBytes, b.cfg.MaxBodyBytes)
+	}
+	b.forceRecovery(time.Now().UnixNano())
+	route := b.sticky.route(r)
+	idempotent := isIdempotent(r)
+
+	var triedBuf [4]*Member
+	a := &attempt{tried: triedBuf[:0]}
+	out := r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
+	for {
+		now := time.Now().UnixNano()
+		m := b.pick(r, route, a.tried, now)
+		if m == nil {
+			b.noMember(w, r, route, len(a.tried))
+			return
+		}
+		a.begin(m)
+		a.canRetry = idempotent && len(a.tried)+1 < b.maxAttempts && (body == nil || body.replayable())
+		if body != nil {
+			br := body.reader()
+			if br == nil { // a failed attempt read more than could be kept
+				writePlain(w, http.StatusBadGateway, "bad gateway")
+				return
+			}
+			out.Body = br
+			out.GetBody = func() (io.ReadCloser, error) {
+				if br := body.reader(); br != nil {
+					return br, nil
+				}
+				return nil, errBodyReplaced
+			}
+		}
+		b.try(w, out, m)
+		if a.err == nil {
+			if m.clearError(time.Now().UnixNano()) {
+				b.log.Info("member usable again", slog.String("member", m.route))
+			}
+			return
+		}
+		if !b.failedOver(w, r, a, body, idempotent) {
+			return
+		}
+		a.tried = append(a.tried, m)
+		if len(a.tried) >= b.maxAttempts {
+			b.noMember(w, r, route, len(a.tried))
+			return
+		}
+	}
+}
+
+// try proxies one attempt of the request to m.
+func (b *Balancer) try(w http.ResponseWriter, r *http.Request, m *Member) {
+	m.inFlight.Add(1)
+	defer m.inFlight.Add(-1)
+	b.proxy.ServeHTTP(w, r)
+}
+
+// rewrite is the ReverseProxy's Rewrite: the attempt's member, the
+// client's Host, and X-Forwarded-For, -Host and -Proto set afresh (the
+// client's own are dropped by ReverseProxy).
+func (b *Balancer) rewrite(pr *httputil.ProxyRequest) {
+	a := attemptFrom(pr.In.Context())
+	pr.SetURL(a.member.url)
+	pr.Out.Host = pr.In.Host
+	pr.SetXForwarded()
+}
+
+// pick returns the member for the next attempt of r, or nil if there is
+// none: the member of the request's route if it is usable and was not
+// tried, else the selector's choice among the members that take new
+// requests.
+func (b *Balancer) pick(r *http.Request, route string, tried []*Member, now int64) *Member {
+	if route != "" {
+		if m := b.byRoute[route]; m != nil && m.usable(now) && !contains(tried, m) {
+			if b.counter != nil {
+				b.countSticky(m, now)
+			}
+			return m
+		}
+	}
+	lp := b.lists.Get().(*[]*Member)
+	defer b.lists.Put(lp)
+	cands := b.candidates((*lp)[:0], tried, now)
+	*lp = cands[:0]
+	if len(cands) == 0 {
+		return nil
+	}
+	m := b.selector.Select(cands, r)
+	clear(cands)
+	return m
+}
+
+// candidates appends to dst the members that take new requests and were
+// not tried: the regular ones, or if there is none, the hot standbys.
+func (b *Balancer) candidates(dst, tried []*Member, now int64) []*Member {
+	for _, standby := range []bool{false, true} {
+		for _, m := range b.members {
+			if m.standby == standby && m.acceptsNew(now) && !contains(tried, m) {
+				dst = append(dst, m)
+			}
+		}
+		if len(dst) > 0 {
+			break
+		}
+	}
+	return dst
+}
+
+// countSticky lets the selector count a request that its route sent to m.
+func (b *Balancer) countSticky(m *Member, now int64) {
+	lp := b.lists.Get().(*[]*Member)
+	defer b.lists.Put(lp)
+	usable := (*lp)[:0]
+	for _, u := range b.members {
+		if u.usable(now) {
+			usable = append(usable, u)
+		}
+	}
+	b.counter.CountSticky(usable, m)
+	clear(usable)
+	*lp = usable[:0]
+}
+
+// forceRecovery is Apache's forcerecovery: when every member is in error,
+// they are all made usable at once rather than failing every request
+// until Retry has passed.
+func (b *Balancer) forceRecovery(now int64) {
+	if b.cfg.NoForceRecovery {
+		return
+	}
+	for _, m := range b.members {
+		if !m.inError(now) {
+			return
+		}
+	}
+	cleared := 0
+	for _, m := range b.members {
+		if eu := m.errorUntil.Load(); eu != 0 && m.errorUntil.CompareAndSwap(eu, 0) {
+			cleared++
+		}
+	}
+	if cleared > 0 {
+		b.log.Warn("all members in error: trying them again now (force recovery)", slog.Int("members", cleared))
+	}
+}
+
+// noMember answers 503 when no member can take the request.
+func (b *Balancer) noMember(w http.ResponseWriter, r *http.Request, route string, tried int) {
+	b.log.Error("no member available", slog.String("method", r.Method), slog.String("host", r.Host),
+		slog.String("route", route), slog.Int("tried", tried))
+	writePlain(w, http.StatusServiceUnavailable, "no member available")
+}
+
+func contains(ms []*Member, m *Member) bool {
+	for _, x := range ms {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// isIdempotent reports whether r may be sent twice: its method is
+// idempotent (RFC 9110 9.2.2), or it carries an Idempotency-Key.
+func isIdempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != ""
+}
+
+func writePlain(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, body+"\n")
+}
+
+// copyBuffers is the ReverseProxy's pool of 32 KiB copy buffers. It
+// pools array pointers, so that neither Get nor Put allocates.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (copyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+
+func (copyBuffers) Put(b []byte) {
+	if len(b) == 32<<10 {
+		copyBufferPool.Put((*[32 << 10]byte)(b))
+	}
+}

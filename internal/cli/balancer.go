@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoal-go/shoal/internal/balancer"
+)
+
+// balancerShutdownTimeout bounds the balancer's graceful shutdown:
+// requests still running after it are cut.
+const balancerShutdownTimeout = 10 * time.Second
+
+// balancerFlags is what `shoal balancer` is given, filled in by
+// defineBalancerFlags; config turns it into a balancer.Config.
+type balancerFlags struct {
+	listen    string   // --listen
+	members   []string // --member, repeated: ROUTE=URL[,options]
+	tlsCert   string   // --tls-cert
+	tlsKey    string   // --tls-key
+	maxBody   string   // --max-body, a size such as 32MiB
+	failOn    string   // --failonstatus, comma-separated codes
+	logFormat string
+	logLevel  slog.Level
+
+	cfg balancer.Config // the settings that flags fill in directly
+}
+
+// defineBalancerFlags defines the balancer's flags on fs, with
+// balancer.DefaultConfig's defaults.
+func defineBalancerFlags(fs *flag.FlagSet) *balancerFlags {
+	f := &balancerFlags{cfg: balancer.DefaultConfig()}
+	c := &f.cfg
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8000",
+		"serve clients on `ADDR` (host:port): HTTP/1.1 and h2c, or HTTPS with HTTP/2 given --tls-cert;\n"+
+			"port 0 picks a free port, which the \"balancer listening\" log line tells")
+	fs.Func("member",
+		"add a member: `ROUTE=URL[,OPTION...]`, repeated for each (at least one);\n"+
+			"ROUTE is the node's name, the suffix of its session ids; URL is http://host:port[/path];\n"+
+			"OPTIONs: weight=N (Apache's loadfactor, 1-100, default 1), standby (used only when no other\n"+
+			"member is usable), disabled, drain (only the requests of its own sessions)",
+		func(s string) error { f.members = append(f.members, s); return nil })
+	fs.StringVar(&c.Sticky, "sticky", c.Sticky,
+		"find the session id in cookie and URL parameter `NAMES` (\"COOKIE|param\", or one name for both);\n"+
+			"its route is the text after its first '.'; \"\" turns stickiness off")
+	fs.StringVar(&c.Method, "method", c.Method,
+		"balance requests without a usable route by `METHOD`: byrequests (Apache's weighted counting),\n"+
+			"bybusyness (fewest in flight), p2c (two random choices, in flight x latency) or hash (--hash-key)")
+	fs.StringVar(&c.HashKey, "hash-key", "", "with --method hash, hash `KEY`: header:NAME or cookie:NAME")
+	fs.DurationVar(&c.Retry, "retry", c.Retry,
+		"leave a member in error alone for `DURATION`; then the next request may try it (0: at once)")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", 0, "try at most `N` members per request (default: as many as there are members)")
+	fs.StringVar(&f.failOn, "failonstatus", "",
+		"put a member that answers one of `CODES` (comma-separated, such as 503) in error,\n"+
+			"and retry the request on another member if it is idempotent")
+	fs.BoolVar(&c.NoForceRecovery, "no-force-recovery", false,
+		"when every member is in error, wait for --retry instead of trying them all again at once")
+	fs.StringVar(&c.Health.Path, "health-path", c.Health.Path,
+		"check each member with GET `PATH`: 200 is ready, 503 alive but not ready\n"+
+			"(no new sessions, its own still reach it), anything else a failure; \"\" turns checks off")
+	fs.DurationVar(&c.Health.Interval, "health-interval", c.Health.Interval, "check each member every `DURATION`")
+	fs.DurationVar(&c.Health.Timeout, "health-timeout", c.Health.Timeout, "fail a check that takes longer than `DURATION`")
+	fs.IntVar(&c.Health.Fall, "health-fall", c.Health.Fall, "put a member in error after `N` failed checks in a row")
+	fs.IntVar(&c.Health.Rise, "health-rise", c.Health.Rise, "bring a member back after `N` passed checks in a row")
+	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", c.ConnectTimeout, "give up connecting to a member after `DURATION`")
+	fs.DurationVar(&c.ResponseHeaderTimeout, "response-header-timeout", c.ResponseHeaderTimeout,
+		"give up on a member whose response headers take longer than `DURATION`")
+	fs.StringVar(&f.maxBody, "max-body", formatSize(c.MaxBodyBytes),
+		"answer 413 to request bodies over `SIZE` (bytes, or with KiB, MiB, GiB); 0 means no limit")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with the certificate (chain) in PEM `FILE`; needs --tls-key")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert, in PEM `FILE`")
+	fs.StringVar(&f.logFormat, "log-format", "text", "write log lines to stderr as `FORMAT`: text or json")
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log at `LEVEL` and above: debug, info, warn or error")
+	return f
+}
+
+// config checks the flags and returns the balancer's config. Its errors
+// name the flag.
+func (f *balancerFlags) config() (balancer.Config, error) {
+	cfg := f.cfg
+	if f.listen == "" {
+		return cfg, errors.New("--listen is empty")
+	}
+	if len(f.members) == 0 {
+		return cfg, errors.New("--member is required (at least one, such as --member n1=http://127.0.0.1:8081)")
+	}
+	cfg.Members = nil
+	for _, spec := range f.members {
+		mc, err := balancer.ParseMember(spec)
+		if err != nil {
+			return cfg, fmt.Errorf("--member %s: %w", spec, err)
+		}
+		cfg.Members = append(cfg.Members, mc)
+	}
+	var err error
+	if cfg.FailOnStatus, err = balancer.ParseStatusList(f.failOn); err != nil {
+		return cfg, fmt.Errorf("--failonstatus %w", err)
+	}
+	if cfg.MaxBodyBytes, err = parseSize(f.maxBody); err != nil {
+		return cfg, fmt.Errorf("--max-body %q: %w", f.maxBody, err)
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return cfg, errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		return cfg, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	}
+	// The rest the balancer checks; its messages name the setting as
+	// the flag does.
+	if err := cfg.Check(); err != nil {
+		return cfg, fmt.Errorf("--%w", err)
+	}
+	return cfg, nil
+}
+
+// runBalancer is `shoal balancer`.
+func runBalancer(ctx context.Context, inv *invocation) error {
+	fs := inv.flagSet()
+	f := defineBalancerFlags(fs)
+	if help, err := inv.parse(fs); help || err != nil {
+		return err
+	}
+	if err := inv.noArgs(fs); err != nil {
+		return err
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return inv.usageErr("%w", err)
+	}
+	log := newLogger(inv.stderr, f.logFormat, f.logLevel)
+	cfg.Logger = log
+	return serveBalancer(ctx, f, cfg, log)
+}
+
+// serveBalancer runs the balancer on f.listen until ctx is cancelled,
+// then shuts it down gracefully and returns nil.
+func serveBalancer(ctx context.Context, f *balancerFlags, cfg balancer.Config, log *slog.Logger) error {
+	var tlsConfig *tls.Config
+	if f.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return fmt.Errorf("balancer: --tls-cert/--tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("balancer: %w", err)
+	}
+	b, err := balancer.New(cfg)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("balancer: %w", err)
+	}
+	defer b.Close()
+	srv := balancer.NewServer(b, log)
+	srv.TLSConfig = tlsConfig
+	served := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			served <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
+
+	for _, m := range b.Members() {
+		log.Info("balancer member", slog.String("member", m.Route()), slog.String("url", m.URL().String()),
+			slog.Float64("weight", m.Weight()), slog.Bool("standby", m.Standby()), slog.String("state", string(m.Status().State)))
+	}
+	url := browseURL(ln.Addr())
+	if tlsConfig != nil {
+		url = "https" + strings.TrimPrefix(url, "http")
+	}
+	log.Info("balancer listening", slog.String("addr", ln.Addr().String()), slog.String("url", url),
+		slog.String("method", methodName(cfg.Method)), slog.String("sticky", cfg.Sticky))
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("balancer: serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	log.Info("balancer stopping", slog.Duration("timeout", balancerShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), balancerShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown did not finish in time; closing the remaining connections",
+			slog.Duration("timeout", balancerShutdownTimeout), slog.Any("err", err))
+		srv.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("serving ended with an error", slog.Any("err", err))
+	}
+	log.Info("balancer stopped")
+	return nil
+}
+
+func methodName(m string) string {
+	if m == "" {
+		return "byrequests"
+	}
+	return m
+}
+
+// sizeUnits are the suffixes parseSize accepts, largest first.
+var sizeUnits = []struct {
+	suffix string
+	n      int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// parseSize parses a byte count: a number, optionally followed by B,
+// KiB, MiB or GiB.
+func parseSize(s string) (int64, error) {
+	unit := int64(1)
+	num := s
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			num, unit = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/unit {
+		return 0, errors.New("want a size in bytes, or with KiB, MiB or GiB (such as 32MiB)")
+	}
+	return n * unit, nil
+}
+
+// formatSize writes n as parseSize reads it, in the largest unit that
+// divides it.
+func formatSize(n int64) string {
+	for _, u := range sizeUnits {
+		if n != 0 && n%u.n == 0 {
+			if u.n == 1 {
+				return strconv.FormatInt(n, 10)
+			}
+			return strconv.FormatInt(n/u.n, 10) + u.suffix
+		}
+	}
+	return "0"
+}

@@ -1,0 +1,273 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestBalancerHelpListsFlags(t *testing.T) {
+	out, _, err := run(t, "balancer", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"--listen ADDR", "(default 127.0.0.1:8000)", "--member ROUTE=URL[,OPTION...]",
+		"--sticky NAMES", "(default JSESSIONID|jsessionid)", "--method METHOD", "(default byrequests)",
+		"--hash-key KEY", "--retry DURATION", "(default 1m0s)", "--max-attempts N", "--failonstatus CODES",
+		"--health-path PATH", "(default /healthz/ready)", "--health-interval DURATION", "(default 2s)",
+		"--health-rise N", "(default 2)", "--health-fall N", "(default 3)", "--max-body SIZE", "(default 32MiB)",
+		"--connect-timeout DURATION", "--response-header-timeout DURATION", "--tls-cert FILE", "--tls-key FILE",
+		"--log-format FORMAT", "--log-level LEVEL",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("balancer --help lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBalancerUsageErrors(t *testing.T) {
+	m := "--member"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no member", nil, "--member is required"},
+		{"ftp member", []string{m, "n1=ftp://x"}, "--member n1=ftp://x: want http:// URL"},
+		{"https member", []string{m, "n1=https://x:1"}, "--member n1=https://x:1: want http:// URL"},
+		{"no URL", []string{m, "n1"}, "--member n1: want ROUTE=URL"},
+		{"bad route", []string{m, "n.1=http://h:1"}, `--member n.1=http://h:1: route "n.1": want 1-64 characters of [A-Za-z0-9_-]`},
+		{"bad option", []string{m, "n1=http://h:1,hot"}, `--member n1=http://h:1,hot: unknown option "hot"`},
+		{"bad weight", []string{m, "n1=http://h:1,weight=0"}, `--member n1=http://h:1,weight=0: weight "0": want a number from 1 to 100`},
+		{"duplicate route", []string{m, "n1=http://h:1", m, "n1=http://h:2"}, `--member n1=http://h:2: route "n1" used twice`},
+		{"bad method", []string{m, "n1=http://h:1", "--method", "random"}, `--method "random": want one of byrequests, bybusyness, p2c, hash`},
+		{"hash without key", []string{m, "n1=http://h:1", "--method", "hash"}, `--hash-key "": want header:NAME or cookie:NAME`},
+		{"key without hash", []string{m, "n1=http://h:1", "--hash-key", "header:X"}, `--hash-key "header:X" is only for method hash`},
+		{"bad sticky", []string{m, "n1=http://h:1", "--sticky", "a b"}, `--sticky "a b"`},
+		{"bad status", []string{m, "n1=http://h:1", "--failonstatus", "503,5xx"}, `--failonstatus "5xx": want HTTP status codes`},
+		{"negative retry", []string{m, "n1=http://h:1", "--retry", "-1s"}, "--retry -1s is negative"},
+		{"negative attempts", []string{m, "n1=http://h:1", "--max-attempts", "-1"}, "--max-attempts -1 is negative"},
+		{"bad health path", []string{m, "n1=http://h:1", "--health-path", "ready"}, `--health-path "ready": want a path starting with /`},
+		{"zero interval", []string{m, "n1=http://h:1", "--health-interval", "0s"}, "--health-interval 0s: want more than 0"},
+		{"zero fall", []string{m, "n1=http://h:1", "--health-fall", "0"}, "--health-fall 0: want 1 or more"},
+		{"bad max body", []string{m, "n1=http://h:1", "--max-body", "32MB"}, `--max-body "32MB": want a size`},
+		{"cert without key", []string{m, "n1=http://h:1", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
+		{"bad log format", []string{m, "n1=http://h:1", "--log-format", "xml"}, `--log-format "xml": want text or json`},
+		{"argument", []string{m, "n1=http://h:1", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A cancelled context: should the arguments be accepted, the
+			// balancer stops at once instead of serving on.
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			var out bytes.Buffer
+			err := Run(ctx, append([]string{"balancer", "--listen", "127.0.0.1:0"}, tt.args...), &out, io.Discard)
+			if !errors.Is(err, ErrUsage) {
+				t.Fatalf("Run = %v, want a usage error", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "'shoal help balancer'") {
+				t.Errorf("error %q lacks %q and the help pointer", err, tt.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout = %q, want nothing", out.String())
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"0", 0}, {"1000", 1000}, {"10B", 10}, {"64KiB", 64 << 10}, {"32MiB", 32 << 20}, {"2GiB", 2 << 30},
+	}
+	for _, tt := range tests {
+		if got, err := parseSize(tt.in); err != nil || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+		if got, _ := parseSize(formatSize(tt.want)); got != tt.want {
+			t.Errorf("formatSize(%d) = %q does not parse back", tt.want, formatSize(tt.want))
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5MiB", "32MB", "MiB", "99999999999GiB"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) = nil error", bad)
+		}
+	}
+}
+
+// startBalancer runs `shoal balancer` in a goroutine of the test with
+// args and waits until it listens; it returns the bound address.
+func startBalancer(t *testing.T, args ...string) (addr string, stop func() error, stderr *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	stderr = &syncBuffer{}
+	args = append([]string{"balancer", "--listen", "127.0.0.1:0"}, args...)
+	go func() { done <- Run(ctx, args, io.Discard, stderr) }()
+	stopped := false
+	var result error
+	stop = func() error {
+		if stopped {
+			return result
+		}
+		cancel()
+		select {
+		case result = <-done:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("balancer still running 15s after cancel; stderr:\n%s", stderr)
+		}
+		stopped = true
+		return result
+	}
+	t.Cleanup(func() { stop() })
+	line := waitForLine(t, stderr, "balancer listening", done, 10*time.Second)
+	m := regexp.MustCompile(`msg="balancer listening" addr=(\S+) url=https?://(\S+)/ method=byrequests sticky=JSESSIONID\|jsessionid$`).FindStringSubmatch(line)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("listening line %q: want addr=ADDR url=http(s)://ADDR/ method=byrequests sticky=JSESSIONID|jsessionid", line)
+	}
+	return m[1], stop, stderr
+}
+
+func TestBalancerServesAndStops(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz/ready" {
+			io.WriteString(w, "ready")
+			return
+		}
+		io.WriteString(w, "n1 "+r.Header.Get("X-Forwarded-For"))
+	}))
+	defer backend.Close()
+	addr, stop, stderr := startBalancer(t, "--member", "n1="+backend.URL, "--member", "n2=http://127.0.0.1:1,standby")
+	if !strings.Contains(stderr.String(), `msg="balancer member" member=n2 url=http://127.0.0.1:1 weight=1 standby=true state=ok`) {
+		t.Errorf("no member line for n2; stderr:\n%s", stderr)
+	}
+	res, err := client.Get("http://" + addr + "/counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "n1 127.0.0.1" {
+		t.Errorf("GET /counter = %d %q, want 200 \"n1 127.0.0.1\"", res.StatusCode, body)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run after cancel = %v, want nil", err)
+	}
+	if !strings.Contains(stderr.String(), `msg="balancer stopped"`) {
+		t.Errorf("no \"balancer stopped\" line; stderr:\n%s", stderr)
+	}
+}
+
+func TestBalancerListenFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err = Run(ctx, []string{"balancer", "--listen", ln.Addr().String(), "--member", "n1=http://127.0.0.1:1"}, io.Discard, io.Discard)
+	if !errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, ErrUsage) {
+		t.Errorf("Run on a taken address = %v, want EADDRINUSE, not a usage error", err)
+	}
+}
+
+func TestBalancerBadCertFile(t *testing.T) {
+	err := Run(t.Context(), []string{"balancer", "--member", "n1=http://127.0.0.1:1",
+		"--tls-cert", t.TempDir() + "/missing.pem", "--tls-key", t.TempDir() + "/missing.key"}, io.Discard, io.Discard)
+	if err == nil || errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "--tls-cert") {
+		t.Errorf("Run with a missing cert = %v, want an error naming --tls-cert, not a usage error", err)
+	}
+}
+
+func TestBalancerTLS(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("X-Forwarded-Proto"))
+	}))
+	defer backend.Close()
+	certFile, keyFile, pool := selfSignedCert(t)
+	addr, stop, stderr := startBalancer(t, "--member", "n1="+backend.URL, "--health-path", "",
+		"--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.Contains(stderr.String(), "url=https://"+addr+"/") {
+		t.Errorf("listening line without the https URL; stderr:\n%s", stderr)
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	defer c.CloseIdleConnections()
+	res, err := c.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.ProtoMajor != 2 || string(body) != "https" {
+		t.Errorf("got %s %q, want HTTP/2 and X-Forwarded-Proto https", res.Proto, body)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run after cancel = %v", err)
+	}
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key to PEM
+// files and returns them with a pool that trusts the certificate.
+func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "shoal test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for file, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
