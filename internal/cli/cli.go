@@ -1,6 +1,6 @@
-// Package cli implements the shoal command: its subcommands (node,
-// demo, node, balancer, version, help, and later doctor), their flags and
-// their help texts. cmd/shoal only calls Run.
+// Package cli implements the shoal command: its subcommands (demo, node,
+// balancer, version, help, and later doctor), their flags and their help
+// texts. cmd/shoal only calls Run.
 //
 // Flags are parsed with the standard library's flag package, one
 // flag.NewFlagSet(name, flag.ContinueOnError) per command, so that Run
