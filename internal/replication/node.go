@@ -59,6 +59,9 @@ type Stats struct {
 	Unreachable atomic.Int64 // requests to a peer that could not be reached
 	Takeovers   atomic.Int64 // sessions this node became primary of after a change
 	StandIns    atomic.Int64 // writes handed to a stand-in because no owner could be reached
+	// Unreplicated counts writes no other node could take (every other
+	// node unreachable): they live on this node alone.
+	Unreplicated atomic.Int64
 	// Conflicts counts commits made on a session that another request
 	// changed after this one read it (concurrent requests of one session):
 	// both changes are kept per attribute, the later wins on a shared one.
@@ -435,6 +438,11 @@ func (n *Node) awaitSync(ctx context.Context, key string, pend []peerPending) er
 
 // standIn hands the whole record to the first node, in key's placement
 // order, that is neither this node nor an owner that could not be reached.
+// If no other node answers at all (a two-node cluster whose other node was
+// just killed), the write stays on this node alone, as it will once the
+// dead node is declared dead: refusing it would fail every request until
+// then, and no second death is being survived either way. That case is
+// logged and counted (Stats.Unreplicated).
 func (n *Node) standIn(ctx context.Context, key string, tried []peerPending) error {
 	rec, ok := n.copies.Get(key)
 	if !ok {
@@ -454,7 +462,11 @@ func (n *Node) standIn(ctx context.Context, key string, tried []peerPending) err
 		n.Stats.StandIns.Add(1)
 		return nil
 	}
-	return fmt.Errorf("%w: %s", ErrNoReplica, session.Fingerprint(key))
+	if n.Stats.Unreplicated.Add(1)%1000 == 1 {
+		n.log.Warn("no other node reachable: changes are kept on this node only until one is",
+			slog.String("session", session.Fingerprint(key)), slog.Int64("writes_so_far", n.Stats.Unreplicated.Load()))
+	}
+	return nil
 }
 
 func cmpErr(first, err error) error {

@@ -567,3 +567,31 @@ func TestPullBeforeReady(t *testing.T) {
 		t.Fatalf("pulled %d sessions, want %d (~150 of 300×2/4)", got, want)
 	}
 }
+
+// TestTwoNodesOneKilled: in a two-node cluster whose other node was just
+// killed, writes go on (kept on the survivor, counted) instead of failing
+// until the death is noticed; with a third node, a stand-in takes them.
+func TestTwoNodesOneKilled(t *testing.T) {
+	c := newCluster(t, 2, false, "n1", "n2")
+	key := c.newSession("n1")
+	c.net.Down("n2")
+	for i := 1; i <= 3; i++ {
+		if got, err := c.increment("n1", key); err != nil || got != i {
+			t.Fatalf("with n2 killed: %d, %v", got, err)
+		}
+	}
+	if got := c.nodes["n1"].Stats.Unreplicated.Load(); got != 3 {
+		t.Fatalf("unreplicated = %d, want 3", got)
+	}
+
+	c3 := newCluster(t, 2, false, "n1", "n2", "n3")
+	key = c3.newSession("n1")
+	backup := c3.nodes["n1"].Ring().Owners(nil, key, 2)[1]
+	c3.net.Down(backup)
+	if got, err := c3.increment("n1", key); err != nil || got != 1 {
+		t.Fatalf("with the backup killed: %d, %v", got, err)
+	}
+	if c3.nodes["n1"].Stats.StandIns.Load() != 1 || c3.nodes["n1"].Stats.Unreplicated.Load() != 0 {
+		t.Fatalf("stand-ins %d, unreplicated %d: want the third node to stand in", c3.nodes["n1"].Stats.StandIns.Load(), c3.nodes["n1"].Stats.Unreplicated.Load())
+	}
+}
