@@ -19,6 +19,9 @@ type Config struct {
 	// Members are the backends, in order: the order breaks byrequests ties
 	// as Apache's configuration order does. Routes must be unique.
 	Members []MemberConfig
+	// FromCluster says the members come (also) from a cluster the
+	// balancer follows (JoinCluster), so Members may be empty.
+	FromCluster bool
 
 	// Sticky names where a request carries its session id: "COOKIE|param"
 	// (Apache's stickysession), or one name for both. "" disables
@@ -198,8 +201,8 @@ func (mc MemberConfig) lbfactor() int64 {
 // the setting as `shoal balancer` names its flag ("retry -1s is
 // negative"), so that the command can prefix "--".
 func (c *Config) Check() error {
-	if len(c.Members) == 0 {
-		return fmt.Errorf("member: none given")
+	if len(c.Members) == 0 && !c.FromCluster {
+		return fmt.Errorf("member: none given (or follow a cluster)")
 	}
 	seen := make(map[string]bool, len(c.Members))
 	for _, mc := range c.Members {

@@ -94,7 +94,7 @@ func (b *Balancer) modifyResponse(res *http.Response) error {
 // take the request now.
 func (b *Balancer) hasCandidate(a *attempt) bool {
 	now := time.Now().UnixNano()
-	for _, m := range b.members {
+	for _, m := range b.set.Load().list {
 		if m != a.member && m.acceptsNew(now) && !contains(a.tried, m) {
 			return true
 		}

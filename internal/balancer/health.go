@@ -32,7 +32,9 @@ func (b *Balancer) startHealth() {
 			return http.ErrUseLastResponse // a redirect is an answer, not a pass
 		},
 	}
-	for _, m := range b.members {
+	// The configured members only: a cluster's members are followed by
+	// membership (faster than HTTP checks).
+	for _, m := range b.static {
 		b.wg.Go(func() { b.healthLoop(ctx, client, m) })
 	}
 }

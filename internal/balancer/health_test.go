@@ -115,7 +115,7 @@ func TestApplyHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close() // stop the checks: the test drives applyHealth itself
-	m := b.members[0]
+	m := b.Members()[0]
 	m.down.Store(false)
 	m.notReady.Store(false)
 	var h healthCounts
@@ -156,7 +156,7 @@ func TestHealthRecoveryEndsError(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close()
-	m := b.members[0]
+	m := b.Members()[0]
 	m.markError(time.Now().UnixNano(), time.Hour, "refused")
 	var h healthCounts
 	b.applyHealth(m, &h, healthFail, "refused")

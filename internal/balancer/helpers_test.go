@@ -141,7 +141,7 @@ func startBalancer(t *testing.T, cfg Config) *testBalancer {
 	return tb
 }
 
-func (tb *testBalancer) member(route string) *Member { return tb.byRoute[route] }
+func (tb *testBalancer) member(route string) *Member { return tb.set.Load().byRoute[route] }
 
 var testClient = &http.Client{Timeout: 10 * time.Second}
 

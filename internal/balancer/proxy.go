@@ -8,8 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/shoal-go/shoal/internal/placement"
 )
 
 // Balancer is an http.Handler that sends each request to one member:
@@ -19,8 +23,11 @@ import (
 type Balancer struct {
 	cfg         Config
 	log         *slog.Logger
-	members     []*Member
-	byRoute     map[string]*Member
+	// set is the members now: the configured ones, and those a cluster
+	// reports (SetClusterMembers). static is the configured ones alone.
+	set         atomic.Pointer[memberSet]
+	setMu       sync.Mutex // serialises changes of set
+	static      []*Member
 	sticky      sticky
 	selector    Selector
 	counter     stickyCounter // the selector's, or nil
@@ -30,6 +37,11 @@ type Balancer struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 	lists     sync.Pool // *[]*Member scratch lists of candidates
+
+	// ownerRoutes counts requests sent to a session's owner because its
+	// route's member was not usable (cluster mode).
+	ownerRoutes atomic.Int64
+	cluster     *clusterFollower // nil unless JoinCluster was called
 
 	stopHealth context.CancelFunc
 	wg         sync.WaitGroup // the health check goroutines
@@ -42,7 +54,7 @@ func New(cfg Config) (*Balancer, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	b := &Balancer{cfg: cfg, log: cfg.Logger, byRoute: make(map[string]*Member, len(cfg.Members))}
+	b := &Balancer{cfg: cfg, log: cfg.Logger}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -54,9 +66,9 @@ func New(cfg Config) (*Balancer, error) {
 		if cfg.Health.Path != "" {
 			m.healthURL = m.url.JoinPath(cfg.Health.Path).String()
 		}
-		b.members = append(b.members, m)
-		b.byRoute[m.route] = m
+		b.static = append(b.static, m)
 	}
+	b.set.Store(newMemberSet(b.static))
 	b.sticky, _ = parseSticky(cfg.Sticky)
 	b.selector, _ = newSelector(cfg.Method, cfg.HashKey)
 	b.counter, _ = b.selector.(stickyCounter)
@@ -64,11 +76,7 @@ func New(cfg Config) (*Balancer, error) {
 		b.failOn[code] = true
 	}
 	b.maxAttempts = cfg.MaxAttempts
-	if b.maxAttempts == 0 {
-		b.maxAttempts = len(b.members)
-	}
-	n := len(b.members)
-	b.lists.New = func() any { l := make([]*Member, 0, n); return &l }
+	b.lists.New = func() any { l := make([]*Member, 0, 16); return &l }
 
 	b.transport = newTransport(&b.cfg)
 	errorLog := log.New(io.Discard, "", 0)
@@ -87,14 +95,52 @@ func New(cfg Config) (*Balancer, error) {
 	return b, nil
 }
 
-// Members returns the balancer's members, in configuration order.
-func (b *Balancer) Members() []*Member { return append([]*Member(nil), b.members...) }
+// Members returns the balancer's members: the configured ones in
+// configuration order, then those the cluster reports, by route.
+func (b *Balancer) Members() []*Member { return append([]*Member(nil), b.set.Load().list...) }
+
+// attempts returns how many members one request may try: MaxAttempts, or
+// one per member.
+func (b *Balancer) attempts() int {
+	if b.maxAttempts > 0 {
+		return b.maxAttempts
+	}
+	return len(b.set.Load().list)
+}
+
+// splitID splits a session id into its base and its route (after the
+// first '.', Apache's rule).
+func splitID(id string) (base, route string) {
+	base, route, _ = strings.Cut(id, ".")
+	return base, route
+}
+
+// memberSet is an immutable list of members, indexed by route.
+type memberSet struct {
+	list    []*Member
+	byRoute map[string]*Member
+	// owners places a session's key on cluster members (nil without a
+	// cluster), and ownersN is the cluster's number of owners.
+	owners  *placement.Ring
+	ownersN int
+}
+
+func newMemberSet(list []*Member) *memberSet {
+	s := &memberSet{list: list, byRoute: make(map[string]*Member, len(list))}
+	for _, m := range list {
+		s.byRoute[m.route] = m
+	}
+	return s
+}
 
 // Close stops the health checks, waits for them and closes idle
 // connections to members. It is idempotent; the Balancer still proxies
 // afterwards, without health checks.
 func (b *Balancer) Close() error {
 	b.closeOnce.Do(func() {
+		if b.cluster != nil {
+			b.cluster.close()
+		}
 		if b.stopHealth != nil {
 			b.stopHealth()
 		}
@@ -115,7 +161,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = newReplayBody(r.Body, r.ContentLength, b.cfg.RetryBodyBytes, b.cfg.MaxBodyBytes)
 	}
 	b.forceRecovery(time.Now().UnixNano())
-	route := b.sticky.route(r)
+	base, route := splitID(b.sticky.sessionID(r))
 	idempotent := isIdempotent(r)
 
 	var triedBuf [4]*Member
@@ -123,13 +169,13 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out := r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
 	for {
 		now := time.Now().UnixNano()
-		m := b.pick(r, route, a.tried, now)
+		m := b.pick(r, base, route, a.tried, now)
 		if m == nil {
 			b.noMember(w, r, route, len(a.tried))
 			return
 		}
 		a.begin(m)
-		a.canRetry = idempotent && len(a.tried)+1 < b.maxAttempts && (body == nil || body.replayable())
+		a.canRetry = idempotent && len(a.tried)+1 < b.attempts() && (body == nil || body.replayable())
 		if body != nil {
 			br := body.reader()
 			if br == nil { // a failed attempt read more than could be kept
@@ -155,7 +201,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.tried = append(a.tried, m)
-		if len(a.tried) >= b.maxAttempts {
+		if len(a.tried) >= b.attempts() {
 			b.noMember(w, r, route, len(a.tried))
 			return
 		}
@@ -181,20 +227,32 @@ func (b *Balancer) rewrite(pr *httputil.ProxyRequest) {
 
 // pick returns the member for the next attempt of r, or nil if there is
 // none: the member of the request's route if it is usable and was not
-// tried, else the selector's choice among the members that take new
-// requests.
-func (b *Balancer) pick(r *http.Request, route string, tried []*Member, now int64) *Member {
+// tried; else, when the balancer follows a cluster, the first usable owner
+// of the session (a node that holds a copy: the session's node died, and
+// this skips the hop a random member would make); else the selector's
+// choice among the members that take new requests.
+func (b *Balancer) pick(r *http.Request, base, route string, tried []*Member, now int64) *Member {
+	set := b.set.Load()
 	if route != "" {
-		if m := b.byRoute[route]; m != nil && m.usable(now) && !contains(tried, m) {
+		if m := set.byRoute[route]; m != nil && m.usable(now) && !contains(tried, m) {
 			if b.counter != nil {
-				b.countSticky(m, now)
+				b.countSticky(set, m, now)
 			}
 			return m
 		}
 	}
+	if base != "" && set.owners != nil {
+		var buf [8]string
+		for _, o := range set.owners.Owners(buf[:0], base, set.ownersN) {
+			if m := set.byRoute[o]; m != nil && m.usable(now) && !contains(tried, m) {
+				b.ownerRoutes.Add(1)
+				return m
+			}
+		}
+	}
 	lp := b.lists.Get().(*[]*Member)
 	defer b.lists.Put(lp)
-	cands := b.candidates((*lp)[:0], tried, now)
+	cands := b.candidates(set, (*lp)[:0], tried, now)
 	*lp = cands[:0]
 	if len(cands) == 0 {
 		return nil
@@ -206,9 +264,9 @@ func (b *Balancer) pick(r *http.Request, route string, tried []*Member, now int6
 
 // candidates appends to dst the members that take new requests and were
 // not tried: the regular ones, or if there is none, the hot standbys.
-func (b *Balancer) candidates(dst, tried []*Member, now int64) []*Member {
+func (b *Balancer) candidates(set *memberSet, dst, tried []*Member, now int64) []*Member {
 	for _, standby := range []bool{false, true} {
-		for _, m := range b.members {
+		for _, m := range set.list {
 			if m.standby == standby && m.acceptsNew(now) && !contains(tried, m) {
 				dst = append(dst, m)
 			}
@@ -221,11 +279,11 @@ func (b *Balancer) candidates(dst, tried []*Member, now int64) []*Member {
 }
 
 // countSticky lets the selector count a request that its route sent to m.
-func (b *Balancer) countSticky(m *Member, now int64) {
+func (b *Balancer) countSticky(set *memberSet, m *Member, now int64) {
 	lp := b.lists.Get().(*[]*Member)
 	defer b.lists.Put(lp)
 	usable := (*lp)[:0]
-	for _, u := range b.members {
+	for _, u := range set.list {
 		if u.usable(now) {
 			usable = append(usable, u)
 		}
@@ -242,13 +300,14 @@ func (b *Balancer) forceRecovery(now int64) {
 	if b.cfg.NoForceRecovery {
 		return
 	}
-	for _, m := range b.members {
+	set := b.set.Load()
+	for _, m := range set.list {
 		if !m.inError(now) {
 			return
 		}
 	}
 	cleared := 0
-	for _, m := range b.members {
+	for _, m := range set.list {
 		if eu := m.errorUntil.Load(); eu != 0 && m.errorUntil.CompareAndSwap(eu, 0) {
 			cleared++
 		}

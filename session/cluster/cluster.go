@@ -210,7 +210,7 @@ func New(cfg *Config) (*Store, error) {
 		if replKey, err = hkdf.Key(sha256.New, c.Key, nil, "shoal replication v1", 32); err != nil {
 			return nil, err
 		}
-		if gossipKey, err = hkdf.Key(sha256.New, c.Key, nil, "shoal gossip v1", 32); err != nil {
+		if gossipKey, err = membership.GossipKey(c.Key); err != nil {
 			return nil, err
 		}
 	}
@@ -431,6 +431,9 @@ func (s *Store) resolve(name string) (string, bool) {
 	a, ok := s.addrs[name]
 	return a, ok && a != ""
 }
+
+// GossipAddr returns the address this node gossips on, for others' Join.
+func (s *Store) GossipAddr() string { return s.mem.Self().Gossip }
 
 // Ready reports whether this node serves sessions (for /healthz/ready).
 func (s *Store) Ready() bool { return s.ready.Load() }
