@@ -204,4 +204,3 @@ func (b *Balancer) clusterRoutes() []string {
 // OwnerRoutes returns how many requests went to a session's owner because
 // the member of their route was not usable (cluster mode).
 func (b *Balancer) OwnerRoutes() int64 { return b.ownerRoutes.Load() }
-

@@ -21,8 +21,8 @@ import (
 // the one its Selector picks, failing over to others as Config says. It
 // is safe for concurrent use. Close stops its health checks.
 type Balancer struct {
-	cfg         Config
-	log         *slog.Logger
+	cfg Config
+	log *slog.Logger
 	// set is the members now: the configured ones, and those a cluster
 	// reports (SetClusterMembers). static is the configured ones alone.
 	set         atomic.Pointer[memberSet]
