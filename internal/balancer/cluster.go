@@ -76,11 +76,7 @@ func (b *Balancer) JoinCluster(cfg ClusterConfig) error {
 			return fmt.Errorf("balancer: %w", err)
 		}
 	}
-	if cfg.DeadAfter > 0 {
-		mc.ProbeInterval = max(cfg.DeadAfter/6, 10*time.Millisecond)
-		mc.ProbeTimeout = mc.ProbeInterval * 2 / 5
-		mc.GossipInterval = mc.ProbeInterval / 2
-	}
+	mc.SetDeadAfter(cfg.DeadAfter)
 	f := &clusterFollower{b: b, owners: cfg.Owners}
 	mc.OnEvent = func(membership.Event) { f.refresh() }
 	f.mem, err = membership.New(mc)
@@ -141,12 +137,13 @@ func (f *clusterFollower) refresh() {
 	defer b.setMu.Unlock()
 	old := b.set.Load()
 	list := slices.Clone(b.static)
+	configured := newMemberSet(b.static).byRoute
 	var ready []string
 	for _, node := range f.mem.Members() {
 		if node.Role != membership.RoleNode || node.HTTPAddr == "" {
 			continue
 		}
-		if _, static := newMemberSet(b.static).byRoute[node.Name]; static {
+		if _, static := configured[node.Name]; static {
 			continue // configured explicitly: the configuration wins
 		}
 		u := "http://" + node.HTTPAddr

@@ -232,13 +232,7 @@ func New(cfg *Config) (*Store, error) {
 	mc.BindAddr, mc.BindPort = gossipHost, gossipPort
 	mc.Key, mc.Insecure, mc.Logger = gossipKey, c.Insecure, c.Logger
 	mc.OnEvent = s.onEvent
-	if c.DeadAfter > 0 {
-		// About ProbeInterval·(2 + SuspicionMult) with SuspicionMult 4.
-		mc.ProbeInterval = max(c.DeadAfter/6, 10*time.Millisecond)
-		mc.ProbeTimeout = mc.ProbeInterval * 2 / 5
-		mc.GossipInterval = mc.ProbeInterval / 2
-		mc.SuspicionMult = 4
-	}
+	mc.SetDeadAfter(c.DeadAfter)
 	if c.tune != nil {
 		c.tune(mc)
 	}
