@@ -85,8 +85,13 @@
 // Member state lives in atomics on each Member, so the request path takes
 // no lock except the byrequests counters' mutex, which Apache also takes.
 //
-// Not done yet: the manager API and page, cluster-aware routing (the
-// session's owner from membership), a config file and SIGHUP reload,
-// metrics, trusted upstream proxies (X-Forwarded-For appended instead of
-// replaced), HTTPS and AJP to members.
+// Cluster mode (JoinCluster): the balancer follows a shoal cluster's
+// membership as an observer; the nodes become members as they join, are
+// dropped as fast as the cluster declares them dead, and a request whose
+// route's node is gone goes straight to a node that holds a copy of its
+// session (placement over the ready nodes, as the nodes compute it).
+//
+// Not done yet: a config file and SIGHUP reload, trusted upstream proxies
+// (X-Forwarded-For appended instead of replaced), HTTPS and AJP to
+// members.
 package balancer

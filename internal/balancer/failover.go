@@ -24,6 +24,7 @@ type attempt struct {
 	rtErr      error // the transport's error: the member failed
 	err        error // what the ErrorHandler got: the attempt failed
 	failStatus int   // the status in FailOnStatus that is being retried
+	status     int   // the member's response status, 0 if none came
 }
 
 type attemptKey struct{}
@@ -36,7 +37,7 @@ func attemptFrom(ctx context.Context) *attempt {
 // begin starts an attempt on m.
 func (a *attempt) begin(m *Member) {
 	a.member, a.start = m, time.Now()
-	a.rtErr, a.err, a.failStatus = nil, nil, 0
+	a.rtErr, a.err, a.failStatus, a.status = nil, nil, 0, 0
 }
 
 // attemptTransport wraps the transport to members: it tells a member's
@@ -53,6 +54,7 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			a.rtErr = err
 		} else {
 			now := time.Now()
+			a.status = res.StatusCode
 			a.member.lat.observe(now.UnixNano(), now.Sub(a.start))
 		}
 	}

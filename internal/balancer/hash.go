@@ -66,7 +66,7 @@ func (s *Hash) Select(members []*Member, r *http.Request) *Member {
 	var bestH uint64
 	weighted := false
 	for _, m := range members[1:] {
-		if m.lbfactor != members[0].lbfactor {
+		if m.lbfactor.Load() != members[0].lbfactor.Load() {
 			weighted = true
 			break
 		}
@@ -81,7 +81,7 @@ func (s *Hash) Select(members []*Member, r *http.Request) *Member {
 		}
 		// Weighted rendezvous: -w/ln(u) with u uniform in (0, 1).
 		u := (float64(h>>11) + 0.5) / (1 << 53)
-		score := -float64(m.lbfactor) / math.Log(u)
+		score := -float64(m.lbfactor.Load()) / math.Log(u)
 		if best == nil || score > bestScore {
 			best, bestScore = m, score
 		}

@@ -80,8 +80,9 @@ func (s *ByRequests) Select(members []*Member, _ *http.Request) *Member {
 	var best *Member
 	var total int64
 	for _, m := range members {
-		m.lbstatus += m.lbfactor
-		total += m.lbfactor
+		lf := m.lbfactor.Load() // once: SetWeight may change it meanwhile
+		m.lbstatus += lf
+		total += lf
 		if best == nil || m.lbstatus > best.lbstatus {
 			best = m
 		}
@@ -99,8 +100,9 @@ func (s *ByRequests) CountSticky(usable []*Member, chosen *Member) {
 	defer s.mu.Unlock()
 	var total int64
 	for _, m := range usable {
-		m.lbstatus += m.lbfactor
-		total += m.lbfactor
+		lf := m.lbfactor.Load() // once: SetWeight may change it meanwhile
+		m.lbstatus += lf
+		total += lf
 	}
 	chosen.lbstatus -= total
 }
@@ -119,8 +121,9 @@ func (s *ByBusyness) Select(members []*Member, _ *http.Request) *Member {
 	var best *Member
 	var bestBusy, total int64
 	for _, m := range members {
-		m.lbstatus += m.lbfactor
-		total += m.lbfactor
+		lf := m.lbfactor.Load() // once: SetWeight may change it meanwhile
+		m.lbstatus += lf
+		total += lf
 		busy := m.inFlight.Load()
 		if best == nil || busy < bestBusy || (busy == bestBusy && m.lbstatus > best.lbstatus) {
 			best, bestBusy = m, busy

@@ -45,7 +45,7 @@ func (s *P2C) Select(members []*Member, _ *http.Request) *Member {
 
 // cost is the member's P2C cost at now.
 func (m *Member) cost(now int64) float64 {
-	return float64(m.inFlight.Load()+1) * m.lat.estimate(now) / float64(m.lbfactor)
+	return float64(m.inFlight.Load()+1) * m.lat.estimate(now) / float64(m.lbfactor.Load())
 }
 
 // Latency estimate parameters.

@@ -41,6 +41,7 @@ type Balancer struct {
 	// ownerRoutes counts requests sent to a session's owner because its
 	// route's member was not usable (cluster mode).
 	ownerRoutes atomic.Int64
+	retries     atomic.Uint64
 	cluster     *clusterFollower // nil unless JoinCluster was called
 
 	stopHealth context.CancelFunc
@@ -205,14 +206,22 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			b.noMember(w, r, route, len(a.tried))
 			return
 		}
+		b.retries.Add(1)
 	}
 }
+
+// Retries returns how many times a request was sent to another member
+// after one failed (shoal_balancer_retries_total).
+func (b *Balancer) Retries() uint64 { return b.retries.Load() }
 
 // try proxies one attempt of the request to m.
 func (b *Balancer) try(w http.ResponseWriter, r *http.Request, m *Member) {
 	m.inFlight.Add(1)
 	defer m.inFlight.Add(-1)
 	b.proxy.ServeHTTP(w, r)
+	if a := attemptFrom(r.Context()); a != nil && a.status != 0 && a.failStatus == 0 {
+		m.observeResponse(a.status, time.Since(a.start)) // for the manager's metrics
+	}
 }
 
 // rewrite is the ReverseProxy's Rewrite: the attempt's member, the

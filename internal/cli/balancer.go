@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,12 +14,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoal-go/shoal/internal/admin"
 	"github.com/shoal-go/shoal/internal/balancer"
 )
 
 // balancerShutdownTimeout bounds the balancer's graceful shutdown:
 // requests still running after it are cut.
 const balancerShutdownTimeout = 10 * time.Second
+
+// Timeouts of the manager's server: its requests are small.
+const (
+	adminReadHeaderTimeout = 10 * time.Second
+	adminReadTimeout       = 30 * time.Second
+	adminWriteTimeout      = time.Minute
+	adminIdleTimeout       = 2 * time.Minute
+)
 
 // balancerFlags is what `shoal balancer` is given, filled in by
 // defineBalancerFlags; config turns it into a balancer.Config.
@@ -29,10 +39,15 @@ type balancerFlags struct {
 	tlsKey    string   // --tls-key
 	maxBody   string   // --max-body, a size such as 32MiB
 	failOn    string   // --failonstatus, comma-separated codes
+	adminAddr string   // --admin-listen; "" means no manager
+	tokenFile string   // --admin-token-file
 	logFormat string
 	logLevel  slog.Level
 
-	cfg balancer.Config // the settings that flags fill in directly
+	cfg     balancer.Config // the settings that flags fill in directly
+	cluster *balancerCluster
+	// clusterCfg is the cluster to follow, when cluster.enabled().
+	clusterCfg balancer.ClusterConfig
 }
 
 // defineBalancerFlags defines the balancer's flags on fs, with
@@ -78,8 +93,16 @@ func defineBalancerFlags(fs *flag.FlagSet) *balancerFlags {
 		"answer 413 to request bodies over `SIZE` (bytes, or with KiB, MiB, GiB); 0 means no limit")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with the certificate (chain) in PEM `FILE`; needs --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert, in PEM `FILE`")
+	fs.StringVar(&f.adminAddr, "admin-listen", "",
+		"serve the manager (JSON API, HTML page, /metrics) on `ADDR` (host:port), apart from clients;\n"+
+			"off by default; an address other than loopback needs --admin-token-file")
+	fs.StringVar(&f.tokenFile, "admin-token-file", "",
+		"authenticate the manager with the token in `FILE` (mode 600): Authorization: Bearer TOKEN,\n"+
+			"or user admin with the token as password; without it, on loopback, a token is made\n"+
+			"for the run and printed on stdout")
 	fs.StringVar(&f.logFormat, "log-format", "text", "write log lines to stderr as `FORMAT`: text or json")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log at `LEVEL` and above: debug, info, warn or error")
+	f.cluster = defineBalancerClusterFlags(fs)
 	return f
 }
 
@@ -90,8 +113,14 @@ func (f *balancerFlags) config() (balancer.Config, error) {
 	if f.listen == "" {
 		return cfg, errors.New("--listen is empty")
 	}
-	if len(f.members) == 0 {
-		return cfg, errors.New("--member is required (at least one, such as --member n1=http://127.0.0.1:8081)")
+	var err error
+	if f.clusterCfg, err = f.cluster.config(); err != nil {
+		return cfg, err
+	}
+	cfg.FromCluster = f.cluster.enabled()
+	if len(f.members) == 0 && !cfg.FromCluster {
+		return cfg, errors.New("--member is required (at least one, such as --member n1=http://127.0.0.1:8081), " +
+			"or --cluster-join to follow a shoal cluster")
 	}
 	cfg.Members = nil
 	for _, spec := range f.members {
@@ -101,7 +130,6 @@ func (f *balancerFlags) config() (balancer.Config, error) {
 		}
 		cfg.Members = append(cfg.Members, mc)
 	}
-	var err error
 	if cfg.FailOnStatus, err = balancer.ParseStatusList(f.failOn); err != nil {
 		return cfg, fmt.Errorf("--failonstatus %w", err)
 	}
@@ -113,6 +141,18 @@ func (f *balancerFlags) config() (balancer.Config, error) {
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return cfg, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	}
+	if f.tokenFile != "" && f.adminAddr == "" {
+		return cfg, errors.New("--admin-token-file goes with --admin-listen")
+	}
+	if f.adminAddr != "" {
+		if _, _, err := net.SplitHostPort(f.adminAddr); err != nil {
+			return cfg, fmt.Errorf("--admin-listen %q: want host:port", f.adminAddr)
+		}
+		if f.tokenFile == "" && !admin.IsLoopback(f.adminAddr) {
+			return cfg, fmt.Errorf("--admin-listen %s is not a loopback address: the manager changes members, "+
+				"so give it --admin-token-file (or listen on 127.0.0.1)", f.adminAddr)
+		}
 	}
 	// The rest the balancer checks; its messages name the setting as
 	// the flag does.
@@ -138,12 +178,21 @@ func runBalancer(ctx context.Context, inv *invocation) error {
 	}
 	log := newLogger(inv.stderr, f.logFormat, f.logLevel)
 	cfg.Logger = log
-	return serveBalancer(ctx, f, cfg, log)
+	return serveBalancer(ctx, f, cfg, log, inv.stdout)
 }
 
-// serveBalancer runs the balancer on f.listen until ctx is cancelled,
-// then shuts it down gracefully and returns nil.
-func serveBalancer(ctx context.Context, f *balancerFlags, cfg balancer.Config, log *slog.Logger) error {
+// serveBalancer runs the balancer on f.listen, and its manager on
+// f.adminAddr if set, until ctx is cancelled, then shuts them down
+// gracefully and returns nil. A token made for the manager is printed to
+// stdout.
+func serveBalancer(ctx context.Context, f *balancerFlags, cfg balancer.Config, log *slog.Logger, stdout io.Writer) error {
+	var token string
+	if f.tokenFile != "" {
+		var err error
+		if token, err = admin.ReadTokenFile(f.tokenFile); err != nil {
+			return fmt.Errorf("balancer: --admin-token-file: %w", err)
+		}
+	}
 	var tlsConfig *tls.Config
 	if f.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
@@ -162,6 +211,12 @@ func serveBalancer(ctx context.Context, f *balancerFlags, cfg balancer.Config, l
 		return fmt.Errorf("balancer: %w", err)
 	}
 	defer b.Close()
+	if f.cluster.enabled() {
+		if err := b.JoinCluster(f.clusterCfg); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	srv := balancer.NewServer(b, log)
 	srv.TLSConfig = tlsConfig
 	served := make(chan error, 1)
@@ -184,14 +239,36 @@ func serveBalancer(ctx context.Context, f *balancerFlags, cfg balancer.Config, l
 	log.Info("balancer listening", slog.String("addr", ln.Addr().String()), slog.String("url", url),
 		slog.String("method", methodName(cfg.Method)), slog.String("sticky", cfg.Sticky))
 
+	var adminSrv *http.Server
+	adminServed := make(chan error, 1)
+	if f.adminAddr != "" {
+		adminSrv, err = startAdmin(f, b, token, log, stdout, adminServed)
+		if err != nil {
+			srv.Close()
+			<-served
+			return err
+		}
+	}
+
 	select {
 	case err := <-served:
+		if adminSrv != nil {
+			adminSrv.Close()
+		}
 		return fmt.Errorf("balancer: serve on %s: %w", ln.Addr(), err)
+	case err := <-adminServed:
+		srv.Close()
+		return fmt.Errorf("balancer: manager: serve on %s: %w", f.adminAddr, err)
 	case <-ctx.Done():
 	}
 	log.Info("balancer stopping", slog.Duration("timeout", balancerShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.Background(), balancerShutdownTimeout)
 	defer cancel()
+	if adminSrv != nil {
+		// The manager's requests are short: no need to wait for them
+		// while clients' requests finish.
+		adminSrv.Close()
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("graceful shutdown did not finish in time; closing the remaining connections",
 			slog.Duration("timeout", balancerShutdownTimeout), slog.Any("err", err))
@@ -200,8 +277,68 @@ func serveBalancer(ctx context.Context, f *balancerFlags, cfg balancer.Config, l
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("serving ended with an error", slog.Any("err", err))
 	}
+	if adminSrv != nil {
+		if err := <-adminServed; !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("the manager's serving ended with an error", slog.Any("err", err))
+		}
+	}
 	log.Info("balancer stopped")
 	return nil
+}
+
+// startAdmin serves the manager of b on f.adminAddr, with token, or a
+// token made now and printed to stdout if token is "". Serve's error goes
+// to served.
+func startAdmin(f *balancerFlags, b *balancer.Balancer, token string, log *slog.Logger, stdout io.Writer, served chan<- error) (*http.Server, error) {
+	made := token == ""
+	if made {
+		token = admin.NewToken()
+	}
+	h, err := admin.New(admin.Config{Balancer: b, Token: token, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("balancer: manager: %w", err)
+	}
+	ln, err := net.Listen("tcp", f.adminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("balancer: manager: %w", err)
+	}
+	loopback := false
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+		loopback = ta.IP.IsLoopback()
+	}
+	if made && !loopback { // a host name that resolved to something else
+		ln.Close()
+		return nil, fmt.Errorf("balancer: manager: --admin-listen %s bound %s, not a loopback address: give --admin-token-file",
+			f.adminAddr, ln.Addr())
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: adminReadHeaderTimeout,
+		ReadTimeout:       adminReadTimeout,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       adminIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { served <- srv.Serve(ln) }()
+
+	url := browseURL(ln.Addr())
+	auth := "token-file"
+	if made {
+		auth = "token made for this run (printed on stdout)"
+	}
+	log.Info("balancer manager listening", slog.String("addr", ln.Addr().String()), slog.String("url", url),
+		slog.String("auth", auth))
+	if !loopback {
+		log.Warn("the manager listens beyond loopback over plain HTTP: its token crosses the network in clear; "+
+			"prefer 127.0.0.1 with an SSH tunnel or a TLS proxy in front", slog.String("addr", ln.Addr().String()))
+	}
+	if made {
+		fmt.Fprintf(stdout, "balancer manager: %s\n"+
+			"  log in as user admin with password %s (or send Authorization: Bearer %s);\n"+
+			"  the token lasts for this run: --admin-token-file sets one\n", url, token, token)
+	}
+	return srv, nil
 }
 
 func methodName(m string) string {

@@ -37,7 +37,7 @@ func TestBalancerHelpListsFlags(t *testing.T) {
 		"--health-path PATH", "(default /healthz/ready)", "--health-interval DURATION", "(default 2s)",
 		"--health-rise N", "(default 2)", "--health-fall N", "(default 3)", "--max-body SIZE", "(default 32MiB)",
 		"--connect-timeout DURATION", "--response-header-timeout DURATION", "--tls-cert FILE", "--tls-key FILE",
-		"--log-format FORMAT", "--log-level LEVEL",
+		"--log-format FORMAT", "--log-level LEVEL", "--admin-listen ADDR", "--admin-token-file FILE",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("balancer --help lacks %q:\n%s", want, out)
@@ -74,6 +74,10 @@ func TestBalancerUsageErrors(t *testing.T) {
 		{"cert without key", []string{m, "n1=http://h:1", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
 		{"bad log format", []string{m, "n1=http://h:1", "--log-format", "xml"}, `--log-format "xml": want text or json`},
 		{"argument", []string{m, "n1=http://h:1", "extra"}, `unexpected argument "extra"`},
+		{"admin token without admin", []string{m, "n1=http://h:1", "--admin-token-file", "t"}, "--admin-token-file goes with --admin-listen"},
+		{"admin on every interface", []string{m, "n1=http://h:1", "--admin-listen", ":8001"}, "--admin-listen :8001 is not a loopback address"},
+		{"admin on a LAN address", []string{m, "n1=http://h:1", "--admin-listen", "10.0.0.5:8001"}, "give it --admin-token-file"},
+		{"admin without port", []string{m, "n1=http://h:1", "--admin-listen", "127.0.0.1"}, `--admin-listen "127.0.0.1": want host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,11 +126,17 @@ func TestParseSize(t *testing.T) {
 // args and waits until it listens; it returns the bound address.
 func startBalancer(t *testing.T, args ...string) (addr string, stop func() error, stderr *syncBuffer) {
 	t.Helper()
+	return startBalancerOut(t, io.Discard, args...)
+}
+
+// startBalancerOut is startBalancer with the command's stdout.
+func startBalancerOut(t *testing.T, stdout io.Writer, args ...string) (addr string, stop func() error, stderr *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	stderr = &syncBuffer{}
 	args = append([]string{"balancer", "--listen", "127.0.0.1:0"}, args...)
-	go func() { done <- Run(ctx, args, io.Discard, stderr) }()
+	go func() { done <- Run(ctx, args, stdout, stderr) }()
 	stopped := false
 	var result error
 	stop = func() error {
@@ -270,4 +280,144 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// adminGet GETs path from the manager at addr with the Authorization
+// header authz ("" for none).
+func adminGet(t *testing.T, addr, path, authz string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(body)
+}
+
+// adminAddr waits for the manager's listening line and returns its addr.
+func adminAddr(t *testing.T, stderr *syncBuffer) string {
+	t.Helper()
+	line := waitForLine(t, stderr, "balancer manager listening", nil, 10*time.Second)
+	m := regexp.MustCompile(`addr=(127\.0\.0\.1:\d+) url=http://(\S+)/ `).FindStringSubmatch(line)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("manager's listening line %q: want addr=127.0.0.1:PORT url=http://127.0.0.1:PORT/", line)
+	}
+	return m[1]
+}
+
+func TestBalancerAdmin(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "n1")
+	}))
+	defer backend.Close()
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(tokenFile, []byte("file-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout syncBuffer
+	_, stop, stderr := startBalancerOut(t, &stdout, "--member", "n1="+backend.URL, "--health-path", "",
+		"--admin-listen", "127.0.0.1:0", "--admin-token-file", tokenFile)
+	addr := adminAddr(t, stderr)
+	if !strings.Contains(stderr.String(), "auth=token-file") || strings.Contains(stderr.String(), "file-token") {
+		t.Errorf("listening line should say auth=token-file and never show the token; stderr:\n%s", stderr)
+	}
+	if code, body := adminGet(t, addr, "/healthz", ""); code != 200 || body != "ok\n" {
+		t.Errorf("GET /healthz = %d %q", code, body)
+	}
+	if code, _ := adminGet(t, addr, "/api/members", ""); code != 401 {
+		t.Errorf("GET /api/members without a token = %d, want 401", code)
+	}
+	code, body := adminGet(t, addr, "/api/members", "Bearer file-token-0123456789")
+	if code != 200 || !strings.Contains(body, `"route": "n1"`) {
+		t.Errorf("GET /api/members = %d %s", code, body)
+	}
+	if code, body := adminGet(t, addr, "/metrics", "Bearer file-token-0123456789"); code != 200 ||
+		!strings.Contains(body, `shoal_balancer_member_state{member="n1",state="ok"} 1`) {
+		t.Errorf("GET /metrics = %d %s", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run after cancel = %v", err)
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout = %q, want nothing with a token file", stdout.String())
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Error("the manager still listens after the balancer stopped")
+	}
+}
+
+func TestBalancerAdminMadeToken(t *testing.T) {
+	var stdout syncBuffer
+	_, stop, stderr := startBalancerOut(t, &stdout, "--member", "n1=http://127.0.0.1:1", "--health-path", "",
+		"--admin-listen", "127.0.0.1:0")
+	addr := adminAddr(t, stderr)
+	m := regexp.MustCompile(`^balancer manager: http://(\S+)/\n  log in as user admin with password (\S+) `).FindStringSubmatch(stdout.String())
+	if m == nil || m[1] != addr {
+		t.Fatalf("stdout %q: want the manager's URL and the token", stdout.String())
+	}
+	token := m[2]
+	if strings.Contains(stderr.String(), token) {
+		t.Errorf("the made token is in the log; stderr:\n%s", stderr)
+	}
+	if code, _ := adminGet(t, addr, "/api/members/n1", "Bearer "+token); code != 200 {
+		t.Errorf("GET /api/members/n1 with the printed token = %d", code)
+	}
+	if code, _ := adminGet(t, addr, "/api/members/n1", "Bearer "+token+"x"); code != 401 {
+		t.Errorf("GET /api/members/n1 with a wrong token = %d", code)
+	}
+	stop()
+}
+
+func TestBalancerAdminTokenFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, content string
+		mode          os.FileMode
+		want          string
+	}{
+		{"readable by others", "tok", 0o644, "chmod 600"},
+		{"empty", "\n", 0o600, "is empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, tt.name)
+			if err := os.WriteFile(p, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			err := Run(ctx, []string{"balancer", "--listen", "127.0.0.1:0", "--member", "n1=http://127.0.0.1:1",
+				"--admin-listen", "127.0.0.1:0", "--admin-token-file", p}, io.Discard, io.Discard)
+			if err == nil || errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "--admin-token-file") ||
+				!strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run = %v, want an error naming --admin-token-file and saying %q, not a usage error", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBalancerAdminListenFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err = Run(ctx, []string{"balancer", "--listen", "127.0.0.1:0", "--member", "n1=http://127.0.0.1:1",
+		"--admin-listen", ln.Addr().String()}, io.Discard, io.Discard)
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "manager") {
+		t.Errorf("Run with the manager's address taken = %v, want EADDRINUSE naming the manager", err)
+	}
 }

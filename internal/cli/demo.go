@@ -74,7 +74,6 @@ func runDemo(ctx context.Context, inv *invocation) error {
 	d := &demo{self: self, stderr: inv.stderr, log: log, exited: make(chan string, *nodes+1)}
 	defer d.stopAll()
 
-	var members []string
 	var firstGossip string
 	for i := 1; i <= *nodes; i++ {
 		name := "n" + strconv.Itoa(i)
@@ -98,9 +97,16 @@ func runDemo(ctx context.Context, inv *invocation) error {
 		if err := waitReady(ctx, "http://"+httpAddr+"/healthz/ready", d.exited); err != nil {
 			return fmt.Errorf("demo: node %s: %w", name, err)
 		}
-		members = append(members, "--member", name+"=http://"+httpAddr)
 	}
-	if err := d.start(ctx, "balancer", append([]string{"balancer", "--listen", *listen}, members...)); err != nil {
+	// The balancer follows the cluster (no --member list): it learns the
+	// nodes from membership, drops a killed one as fast as the nodes do,
+	// and sends its sessions straight to nodes that hold them.
+	balancerGossip, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if err := d.start(ctx, "balancer", []string{"balancer", "--listen", *listen, "--cluster-join", firstGossip,
+		"--cluster-key-file", keyFile, "--cluster-listen", balancerGossip, "--cluster-name", "balancer"}); err != nil {
 		return err
 	}
 	if err := waitReady(ctx, "http://"+*listen+"/", d.exited); err != nil {
