@@ -944,6 +944,8 @@ func (n *Node) rebalanceLoop() {
 	defer n.wg.Done()
 	tick := time.NewTicker(touchInterval)
 	defer tick.Stop()
+	sweep := time.NewTicker(strayInterval)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-n.done:
@@ -953,6 +955,46 @@ func (n *Node) rebalanceLoop() {
 		case now := <-tick.C:
 			n.flushTouches()
 			n.copies.PruneTombstones(now)
+		case <-sweep.C:
+			n.sendStrays(context.Background())
+		}
+	}
+}
+
+// strayInterval is how often a node hands the copies it holds without
+// owning them (a stand-in's, or one a rebalance pass could not move) to
+// their owners and drops them.
+const strayInterval = 30 * time.Second
+
+// sendStrays sends each copy this node holds but does not own to the
+// session's primary (which keeps it only if it is newer than its own) and
+// drops it once the primary has it.
+func (n *Node) sendStrays(ctx context.Context) {
+	if time.Now().UnixNano() < n.unsettledUntil.Load() {
+		return // placement still moving: the next pass
+	}
+	r := n.ring.Load()
+	byPrimary := map[string][]session.Record{}
+	n.copies.Range(func(rec session.Record) bool {
+		owners := r.Owners(nil, rec.Key, n.cfg.Owners)
+		if len(owners) > 0 && !slices.Contains(owners, n.cfg.Self) {
+			byPrimary[owners[0]] = append(byPrimary[owners[0]], rec)
+		}
+		return true
+	})
+	for peer, recs := range byPrimary {
+		for chunk := range slices.Chunk(recs, n.cfg.BatchSize) {
+			reply, err := n.call(ctx, peer, &wire.Records{Recs: chunk})
+			if err == nil {
+				_, err = ackErr(peer, reply)
+			}
+			if err != nil {
+				n.log.Debug("stray copies not sent", slog.String("peer", peer), slog.Any("err", err))
+				break
+			}
+			for _, rec := range chunk {
+				n.copies.Drop(rec.Key, rec.Version)
+			}
 		}
 	}
 }

@@ -595,3 +595,30 @@ func TestTwoNodesOneKilled(t *testing.T) {
 		t.Fatalf("stand-ins %d, unreplicated %d: want the third node to stand in", c3.nodes["n1"].Stats.StandIns.Load(), c3.nodes["n1"].Stats.Unreplicated.Load())
 	}
 }
+
+// TestStrayCopiesGoHome: a copy held by a node that does not own the
+// session (a stand-in's) reaches the owners and leaves the stand-in.
+func TestStrayCopiesGoHome(t *testing.T) {
+	c := newCluster(t, 2, false, "n1", "n2", "n3")
+	key := c.newSession("n1")
+	backup := c.nodes["n1"].Ring().Owners(nil, key, 2)[1]
+	c.net.Down(backup)
+	c.increment("n1", key) // the stand-in gets version 2
+	var standIn string
+	for _, n := range c.names {
+		if n != "n1" && n != backup {
+			standIn = n
+		}
+	}
+	if v := c.copies(key)[standIn]; v != 2 {
+		t.Fatalf("stand-in %s holds version %d, want 2", standIn, v)
+	}
+	c.net.Join(backup, c.nodes[backup]) // reachable again, no membership change
+	c.nodes[standIn].SendStraysForTest()
+	if _, ok := c.nodes[standIn].Copies().Get(key); ok {
+		t.Fatal("the stand-in kept a copy it does not own after the primary took it")
+	}
+	if v := c.copies(key)["n1"]; v != 2 {
+		t.Fatalf("primary at version %d", v)
+	}
+}
