@@ -252,21 +252,29 @@ func serveNode(ctx context.Context, cfg *nodeConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	store, closeStore, err := newNodeStore(cfg, log, ln.Addr().String())
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("node: session store: %w", err)
+	var (
+		mgr        *session.Manager
+		closeStore func() error
+	)
+	start := func() (http.Handler, error) {
+		store, cs, err := newNodeStore(cfg, log, ln.Addr().String())
+		if err != nil {
+			return nil, fmt.Errorf("node: session store: %w", err)
+		}
+		closeStore = cs
+		if mgr, err = session.New(cfg.sessionConfig(store, log)); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		return mgr.Handler(demoapp.New(cfg.name, log)), nil
 	}
-	mgr, err := session.New(cfg.sessionConfig(store, log))
-	if err != nil {
-		ln.Close()
-		closeStore()
-		return fmt.Errorf("node: %w", err)
+	err = serveHTTP(ctx, ln, log, start)
+	if mgr != nil {
+		mgr.Close()
 	}
-	err = serveHTTP(ctx, ln, log, mgr.Handler(demoapp.New(cfg.name, log)))
-	mgr.Close()
-	if err := closeStore(); err != nil {
-		log.Warn("closing the session store failed", slog.Any("err", err))
+	if closeStore != nil {
+		if err := closeStore(); err != nil {
+			log.Warn("closing the session store failed", slog.Any("err", err))
+		}
 	}
 	if err != nil {
 		return err
@@ -275,21 +283,40 @@ func serveNode(ctx context.Context, cfg *nodeConfig, log *slog.Logger) error {
 	return nil
 }
 
-// serveHTTP serves app and the health checks on ln until ctx is
-// cancelled, then shuts the server down gracefully, cutting the requests
-// still running after nodeShutdownTimeout.
-func serveHTTP(ctx context.Context, ln net.Listener, log *slog.Logger, app http.Handler) error {
+// serveHTTP serves the health checks on ln at once, and the application
+// once start has made it (a cluster node first joins and receives the
+// sessions it will hold): until then /healthz/ready and every other path
+// answer 503. It serves until ctx is cancelled, then shuts the server down
+// gracefully, cutting the requests still running after
+// nodeShutdownTimeout.
+func serveHTTP(ctx context.Context, ln net.Listener, log *slog.Logger, start func() (http.Handler, error)) error {
 	var hc healthChecks
 	srv := &http.Server{
-		Handler:           nodeHandler(&hc, app),
+		Handler:           nodeHandler(&hc),
 		ReadHeaderTimeout: nodeReadHeaderTimeout,
 		IdleTimeout:       nodeIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	hc.ready.Store(true)
 	bound := ln.Addr().String()
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), nodeShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("graceful shutdown did not finish in time; closing the remaining connections",
+				slog.Duration("timeout", nodeShutdownTimeout), slog.Any("err", err))
+			srv.Close()
+		}
+		<-served // http.ErrServerClosed
+	}
+	app, err := start()
+	if err != nil {
+		stop()
+		return err
+	}
+	hc.app.Store(&app)
+	hc.ready.Store(true)
 	log.Info("node listening", slog.String("addr", bound), slog.String("url", browseURL(ln.Addr())))
 
 	select {
@@ -301,28 +328,24 @@ func serveHTTP(ctx context.Context, ln net.Listener, log *slog.Logger, app http.
 	}
 	hc.ready.Store(false)
 	log.Info("node stopping", slog.Duration("timeout", nodeShutdownTimeout))
-	sctx, cancel := context.WithTimeout(context.Background(), nodeShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("graceful shutdown did not finish in time; closing the remaining connections",
-			slog.Duration("timeout", nodeShutdownTimeout), slog.Any("err", err))
-		srv.Close()
-	}
-	<-served // http.ErrServerClosed
+	stop()
 	return nil
 }
 
 // healthChecks answers the health endpoints.
 type healthChecks struct {
-	// ready is set while the node serves, cleared when it starts to stop
-	// (and, with a cluster, will be set only once the node holds the
-	// sessions it owns).
+	// ready is set while the node serves: once the application is made
+	// (a cluster node holds the sessions it owns), cleared when it starts
+	// to stop.
 	ready atomic.Bool
+	// app is the application, nil until it is made.
+	app atomic.Pointer[http.Handler]
 }
 
-// nodeHandler routes the health checks to hc and everything else to app,
-// so that health checks never load or create a session.
-func nodeHandler(hc *healthChecks, app http.Handler) http.Handler {
+// nodeHandler routes the health checks to hc and everything else to the
+// application (503 until it is made), so that health checks never load or
+// create a session.
+func nodeHandler(hc *healthChecks) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz/live", func(w http.ResponseWriter, _ *http.Request) {
 		writePlain(w, http.StatusOK, "live")
@@ -334,7 +357,15 @@ func nodeHandler(hc *healthChecks, app http.Handler) http.Handler {
 		}
 		writePlain(w, http.StatusOK, "ready")
 	})
-	mux.Handle("/", app)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		app := hc.app.Load()
+		if app == nil {
+			w.Header().Set("Retry-After", "1")
+			writePlain(w, http.StatusServiceUnavailable, "starting")
+			return
+		}
+		(*app).ServeHTTP(w, r)
+	})
 	return mux
 }
 
