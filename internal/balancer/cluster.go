@@ -107,7 +107,7 @@ func (b *Balancer) JoinCluster(cfg ClusterConfig) error {
 			return fmt.Errorf("balancer: %w", err)
 		}
 		f.wg.Go(func() {
-			discovery.Loop(ctx, d, 10*time.Second, f.known, join, func(err error) {
+			discovery.Loop(ctx, d, 10*time.Second, f.mem.GossipAddrs, join, func(err error) {
 				b.log.Debug("balancer: discovery", slog.Any("err", err))
 			})
 		})
@@ -117,14 +117,6 @@ func (b *Balancer) JoinCluster(cfg ClusterConfig) error {
 	b.log.Info("balancer: following the cluster", slog.String("name", cfg.Name),
 		slog.Any("nodes", f.b.clusterRoutes()), slog.String("gossip", f.mem.Self().Gossip))
 	return nil
-}
-
-func (f *clusterFollower) known() []string {
-	var out []string
-	for _, m := range f.mem.Members() {
-		out = append(out, m.Gossip)
-	}
-	return out
 }
 
 // refresh rebuilds the member set from membership: configured members

@@ -251,6 +251,16 @@ func (m *Membership) Members() []Member {
 	return out
 }
 
+// GossipAddrs returns the gossip addresses of the live members, ourselves
+// included: the addresses a discovery loop need not join again.
+func (m *Membership) GossipAddrs() []string {
+	var out []string
+	for _, mem := range m.Members() {
+		out = append(out, mem.Gossip)
+	}
+	return out
+}
+
 // Self returns our own Member as we gossip it.
 func (m *Membership) Self() Member {
 	m.mu.Lock()

@@ -248,20 +248,9 @@ func (m *Map) Expire(now time.Time, limit int, keep func(key string) bool) []ses
 // Range calls fn for each record, one shard at a time, until fn returns
 // false. Records changed during Range may or may not be seen.
 func (m *Map) Range(fn func(rec session.Record) bool) {
-	var batch []session.Record
 	for i := range m.shards {
-		sh := &m.shards[i]
-		batch = batch[:0]
-		sh.mu.RLock()
-		for key, e := range sh.m {
-			batch = append(batch, e.record(key))
-		}
-		sh.mu.RUnlock()
-		// fn runs without the lock, so it may call the Map.
-		for _, r := range batch {
-			if !fn(r) {
-				return
-			}
+		if !m.RangeShard(i, fn) {
+			return
 		}
 	}
 }
@@ -270,8 +259,9 @@ func (m *Map) Range(fn func(rec session.Record) bool) {
 func (m *Map) Shards() int { return shardCount }
 
 // RangeShard calls fn for each record of shard i (0 <= i < Shards()),
-// without the shard's lock held, until fn returns false.
-func (m *Map) RangeShard(i int, fn func(rec session.Record) bool) {
+// without the shard's lock held (so fn may call the Map), until fn returns
+// false; it reports whether fn never did.
+func (m *Map) RangeShard(i int, fn func(rec session.Record) bool) bool {
 	sh := &m.shards[i]
 	sh.mu.RLock()
 	batch := make([]session.Record, 0, len(sh.m))
@@ -281,9 +271,10 @@ func (m *Map) RangeShard(i int, fn func(rec session.Record) bool) {
 	sh.mu.RUnlock()
 	for _, r := range batch {
 		if !fn(r) {
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // Len returns the number of records.

@@ -780,6 +780,28 @@ func ackFor(v uint64, err error) *wire.Ack {
 	return &wire.Ack{Status: wire.StatusError, Message: err.Error()}
 }
 
+// sendRecords sends recs to peer in batches of BatchSize, each
+// acknowledged before the next is sent, and calls sent with each batch the
+// peer acknowledged. It stops at the first failure and returns it.
+func (n *Node) sendRecords(ctx context.Context, peer string, recs []session.Record, sent func(batch []session.Record)) error {
+	for chunk := range slices.Chunk(recs, n.cfg.BatchSize) {
+		reply, err := n.call(ctx, peer, &wire.Records{Recs: chunk})
+		if err == nil {
+			_, err = ackErr(peer, reply)
+		}
+		if err != nil {
+			return err
+		}
+		if sent != nil {
+			sent(chunk)
+		}
+	}
+	return nil
+}
+
+// pushed counts a batch moved to its new owners.
+func (n *Node) pushed(batch []session.Record) { n.Stats.Pushed.Add(int64(len(batch))) }
+
 // Handover sends every session this node holds to its owners under the
 // current ring, and waits: a node leaving the cluster calls it after
 // SetMembers without itself, so that no session is lost because it
@@ -799,16 +821,8 @@ func (n *Node) Handover(ctx context.Context) error {
 	})
 	var errs []error
 	for peer, recs := range batches {
-		for chunk := range slices.Chunk(recs, n.cfg.BatchSize) {
-			reply, err := n.call(ctx, peer, &wire.Records{Recs: chunk})
-			if err == nil {
-				_, err = ackErr(peer, reply)
-			}
-			if err != nil {
-				errs = append(errs, err)
-				break
-			}
-			n.Stats.Pushed.Add(int64(len(chunk)))
+		if err := n.sendRecords(ctx, peer, recs, n.pushed); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -983,18 +997,13 @@ func (n *Node) sendStrays(ctx context.Context) {
 		return true
 	})
 	for peer, recs := range byPrimary {
-		for chunk := range slices.Chunk(recs, n.cfg.BatchSize) {
-			reply, err := n.call(ctx, peer, &wire.Records{Recs: chunk})
-			if err == nil {
-				_, err = ackErr(peer, reply)
-			}
-			if err != nil {
-				n.log.Debug("stray copies not sent", slog.String("peer", peer), slog.Any("err", err))
-				break
-			}
-			for _, rec := range chunk {
+		err := n.sendRecords(ctx, peer, recs, func(batch []session.Record) {
+			for _, rec := range batch {
 				n.copies.Drop(rec.Key, rec.Version)
 			}
+		})
+		if err != nil {
+			n.log.Debug("stray copies not sent", slog.String("peer", peer), slog.Any("err", err))
 		}
 	}
 }
@@ -1039,18 +1048,10 @@ func (n *Node) rebalance() {
 	ok := map[string]bool{}
 	ctx := context.Background()
 	for peer, recs := range batches {
-		ok[peer] = true
-		for chunk := range slices.Chunk(recs, n.cfg.BatchSize) {
-			reply, err := n.call(ctx, peer, &wire.Records{Recs: chunk})
-			if err == nil {
-				_, err = ackErr(peer, reply)
-			}
-			if err != nil {
-				ok[peer] = false
-				n.log.Warn("moving sessions failed", slog.String("peer", peer), slog.Any("err", err))
-				break
-			}
-			n.Stats.Pushed.Add(int64(len(chunk)))
+		err := n.sendRecords(ctx, peer, recs, n.pushed)
+		ok[peer] = err == nil
+		if err != nil {
+			n.log.Warn("moving sessions failed", slog.String("peer", peer), slog.Any("err", err))
 		}
 	}
 	for _, rec := range drop {

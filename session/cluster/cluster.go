@@ -30,8 +30,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -204,18 +202,16 @@ func New(cfg *Config) (*Store, error) {
 	}
 	s.node = replication.NewNode(replication.Config{Self: c.Name, Owners: nodeOwners, Async: c.Async, Logger: c.Logger,
 		Admit: s.isMember})
-	var replKey, gossipKey []byte
+	// One key, two uses: membership and replication each derive their own
+	// key from it (HKDF, with distinct labels).
+	var gossipKey []byte
 	if !c.Insecure {
-		// One key, two uses: derive a separate key for each.
-		if replKey, err = hkdf.Key(sha256.New, c.Key, nil, "shoal replication v1", 32); err != nil {
-			return nil, err
-		}
 		if gossipKey, err = membership.GossipKey(c.Key); err != nil {
 			return nil, err
 		}
 	}
 	s.tr, err = replication.ListenTCP(replication.TCPConfig{
-		Self: c.Name, Cluster: c.ClusterName, Listen: c.ReplAddr, Key: replKey, Insecure: c.Insecure,
+		Self: c.Name, Cluster: c.ClusterName, Listen: c.ReplAddr, Key: c.Key, Insecure: c.Insecure,
 		Resolve: s.resolve, Handler: s.node, Logger: c.Logger,
 	})
 	if err != nil {
@@ -272,7 +268,7 @@ func New(cfg *Config) (*Store, error) {
 		var lctx context.Context
 		lctx, s.stopLoops = context.WithCancel(context.Background())
 		s.loops.Go(func() {
-			discovery.Loop(lctx, dns, c.DiscoverInterval, s.knownGossip, func(ctx context.Context, addrs []string) error {
+			discovery.Loop(lctx, dns, c.DiscoverInterval, s.mem.GossipAddrs, func(ctx context.Context, addrs []string) error {
 				_, err := s.mem.Join(ctx, addrs)
 				return err
 			}, func(err error) { s.log.Debug("cluster: discovery", slog.Any("err", err)) })
@@ -408,15 +404,6 @@ func (s *Store) isMember(name string) bool {
 		}
 	}
 	return false
-}
-
-// knownGossip returns the gossip addresses of the members, for discovery.
-func (s *Store) knownGossip() []string {
-	var out []string
-	for _, m := range s.mem.Members() {
-		out = append(out, m.Gossip)
-	}
-	return out
 }
 
 func (s *Store) resolve(name string) (string, bool) {
