@@ -106,6 +106,17 @@ func (b *Balancer) JoinCluster(cfg ClusterConfig) error {
 			f.mem.Close()
 			return fmt.Errorf("balancer: %w", err)
 		}
+		// A balancer listens to multicast beacons but announces nothing:
+		// nodes need not find it. "shoal" is the nodes' cluster name.
+		self := discovery.Self{Cluster: "shoal", Key: cfg.Key, Log: b.log}
+		if err := d.Start(ctx, self); err != nil {
+			if m, ok := d.(*discovery.Multicast); ok {
+				err = fmt.Errorf("%w (%s)", err, m.Problem())
+			}
+			cancel()
+			f.mem.Close()
+			return fmt.Errorf("balancer: discovery: %w", err)
+		}
 		f.wg.Go(func() {
 			discovery.Loop(ctx, d, 10*time.Second, f.mem.GossipAddrs, join, func(err error) {
 				b.log.Debug("balancer: discovery", slog.Any("err", err))

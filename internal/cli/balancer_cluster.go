@@ -34,7 +34,8 @@ func defineBalancerClusterFlags(fs *flag.FlagSet) *balancerCluster {
 	fs.StringVar(&c.join, "cluster-join", "", "follow the shoal cluster reached through the members at `ADDRS`\n"+
 		"(comma-separated gossip host:port): its nodes become members, and a request\n"+
 		"whose node is gone goes straight to a node that holds its session")
-	fs.StringVar(&c.discover, "cluster-discover", "", "follow the cluster found by DNS: `URL` dns://NAME[:PORT]")
+	fs.StringVar(&c.discover, "cluster-discover", "", "follow the cluster found by DNS (`URL` dns://NAME[:PORT])\n"+
+		"or by multicast beacons (multicast://GROUP[:PORT], e.g. multicast://228.0.0.4:45564)")
 	fs.StringVar(&c.listen, "cluster-listen", "127.0.0.1:0", "gossip on `ADDR` when following a cluster")
 	fs.StringVar(&c.keyFile, "cluster-key-file", "", "the cluster's key `FILE` (as the nodes')")
 	fs.BoolVar(&c.insecure, "insecure-cluster", false, "follow a cluster that runs without a key (loopback only)")

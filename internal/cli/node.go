@@ -50,7 +50,7 @@ type nodeConfig struct {
 	clusterListen string        // --cluster-listen: gossip address
 	replListen    string        // --repl-listen: replication address
 	join          string        // --join: comma-separated gossip addresses
-	discover      string        // --discover: dns://NAME[:PORT]
+	discover      string        // --discover: dns://NAME[:PORT] or multicast://GROUP[:PORT]
 	keyFile       string        // --cluster-key-file
 	insecure      bool          // --insecure-cluster
 	owners        string        // --owners: N or "all"
@@ -82,7 +82,8 @@ func defineNodeFlags(fs *flag.FlagSet) *nodeConfig {
 	fs.StringVar(&cfg.join, "join", "", "join the cluster through the members at `ADDRS` (comma-separated gossip host:port)")
 	fs.StringVar(&cfg.discover, "discover", "",
 		"find members by DNS: `URL` dns://NAME[:PORT], each A/AAAA record of NAME a member\n"+
-			"(a Kubernetes headless service); re-resolved every 10 s")
+			"(a Kubernetes headless service), re-resolved every 10 s; or by multicast beacons on a LAN:\n"+
+			"multicast://GROUP[:PORT][?iface=NAME], e.g. multicast://228.0.0.4:45564 (Tomcat's default)")
 	fs.StringVar(&cfg.keyFile, "cluster-key-file", "", "read the cluster key from `FILE` (make one with --gen-key)")
 	fs.BoolVar(&cfg.insecure, "insecure-cluster", false, "no cluster key: unencrypted cluster traffic, refused unless on loopback")
 	fs.StringVar(&cfg.owners, "owners", "2", "keep each session on `N` nodes, or on all of them (\"all\")")

@@ -32,30 +32,39 @@ func (f *fakeResolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAdd
 func TestParse(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
-		name string
-		port int
-		ok   bool
+		want string // the finder's String(); "" when Parse must refuse
 	}{
-		{"dns://shoal.default.svc.cluster.local", "shoal.default.svc.cluster.local", 7947, true},
-		{"dns://members:9000", "members", 9000, true},
-		{"dns://members:0", "", 0, false},
-		{"dns://members:x", "", 0, false},
-		{"multicast://228.0.0.4:45564", "", 0, false},
-		{"http://x", "", 0, false},
-		{"members", "", 0, false},
-		{"dns://members/path", "", 0, false},
+		{"dns://shoal.default.svc.cluster.local", "dns://shoal.default.svc.cluster.local:7947"},
+		{"dns://members:9000", "dns://members:9000"},
+		{"dns://members:0", ""},
+		{"dns://members:x", ""},
+		{"multicast://228.0.0.4:45564", "multicast://228.0.0.4:45564"},
+		{"multicast://228.0.0.4", "multicast://228.0.0.4:45564"},
+		{"multicast://228.0.0.4:45564?iface=lo", "multicast://228.0.0.4:45564"},
+		{"multicast://[ff02::1]:7000", "multicast://[ff02::1]:7000"},
+		{"multicast://10.0.0.1:45564", ""},        // not a group
+		{"multicast://shoal.local:45564", ""},     // names are not groups
+		{"multicast://228.0.0.4:45564/x", ""},     // nothing after
+		{"multicast://228.0.0.4:45564?ttl=3", ""}, // unknown parameter
+		{"multicast://228.0.0.4:70000", ""},
+		{"http://x", ""},
+		{"members", ""},
+		{"dns://members/path", ""},
 	} {
 		d, err := Parse(tc.in, 7947)
-		if (err == nil) != tc.ok {
-			t.Errorf("Parse(%q) = %v, want ok=%v", tc.in, err, tc.ok)
+		if (err == nil) != (tc.want != "") {
+			t.Errorf("Parse(%q) = %v, want ok=%v", tc.in, err, tc.want != "")
 			continue
 		}
-		if tc.ok && (d.Name != tc.name || d.Port != tc.port) {
-			t.Errorf("Parse(%q) = %+v", tc.in, d)
+		if err == nil && d.String() != tc.want {
+			t.Errorf("Parse(%q) = %s, want %s", tc.in, d, tc.want)
 		}
 	}
-	if _, err := Parse("multicast://228.0.0.4:45564", 1); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("multicast: %v, want ErrUnsupported", err)
+	if _, err := Parse("udp://228.0.0.4:45564", 1); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("udp: %v, want ErrUnsupported", err)
+	}
+	if d, _ := Parse("multicast://228.0.0.4?iface=eth7", 1); d.(*Multicast).Iface != "eth7" {
+		t.Errorf("iface not kept: %+v", d)
 	}
 }
 

@@ -71,10 +71,14 @@ type Config struct {
 	Join []string
 	// Discover finds members by DNS: "dns://NAME[:PORT]", every A/AAAA
 	// record of NAME being a member's gossip address (PORT defaults to
-	// membership's gossip port). It is resolved at start and every
-	// DiscoverInterval, so nodes started later are found.
+	// membership's gossip port), resolved at start and every
+	// DiscoverInterval, so nodes started later are found. Or by UDP
+	// multicast beacons on a LAN: "multicast://GROUP[:PORT][?iface=NAME]"
+	// (Tomcat's default is multicast://228.0.0.4:45564), authenticated by
+	// Key; New fails, saying why, when this host cannot do multicast.
 	Discover string
-	// DiscoverInterval is how often Discover is resolved. Default 10 s.
+	// DiscoverInterval is how often a DNS Discover is resolved. Default
+	// 10 s. Multicast beacons go once a second.
 	DiscoverInterval time.Duration
 	// Key is the cluster key (32 bytes; shoal node --gen-key prints one).
 	Key []byte
@@ -185,12 +189,14 @@ func New(cfg *Config) (*Store, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	var dns *discovery.DNS
+	var finder discovery.Finder
 	if c.Discover != "" {
-		if dns, err = discovery.Parse(c.Discover, membership.DefaultGossipPort); err != nil {
+		if finder, err = discovery.Parse(c.Discover, membership.DefaultGossipPort); err != nil {
 			return nil, fmt.Errorf("cluster: Discover: %w", err)
 		}
-		dns.Resolver = c.resolver
+		if dns, ok := finder.(*discovery.DNS); ok {
+			dns.Resolver = c.resolver
+		}
 		if c.DiscoverInterval <= 0 {
 			c.DiscoverInterval = 10 * time.Second
 		}
@@ -255,20 +261,32 @@ func New(cfg *Config) (*Store, error) {
 			return nil, fmt.Errorf("cluster: join %s: %w", strings.Join(c.Join, ","), err)
 		}
 	}
-	if dns != nil {
+	if finder != nil {
+		var lctx context.Context
+		lctx, s.stopLoops = context.WithCancel(context.Background())
+		self := discovery.Self{Cluster: c.ClusterName, Gossip: s.mem.Self().Gossip, Key: c.Key, Log: c.Logger}
+		if c.Insecure {
+			self.Key = nil
+		}
+		if err := finder.Start(lctx, self); err != nil {
+			if m, ok := finder.(*discovery.Multicast); ok {
+				err = fmt.Errorf("%w (%s)", err, m.Problem())
+			}
+			s.shutdown()
+			return nil, fmt.Errorf("cluster: discovery: %w", err)
+		}
 		// One round now, so that the node pulls its sessions from the
-		// cluster it finds; then one every DiscoverInterval.
+		// cluster it finds; then one every DiscoverInterval (every beacon
+		// period for multicast).
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if addrs, err := dns.Addrs(ctx); err != nil {
+		if addrs, err := finder.Addrs(ctx); err != nil {
 			s.log.Warn("cluster: discovery", slog.Any("err", err))
 		} else if _, err := s.mem.Join(ctx, addrs); err != nil && !errors.Is(err, membership.ErrDuplicateName) {
 			s.log.Info("cluster: discovery found no member to join yet", slog.String("discover", c.Discover), slog.Any("err", err))
 		}
 		cancel()
-		var lctx context.Context
-		lctx, s.stopLoops = context.WithCancel(context.Background())
 		s.loops.Go(func() {
-			discovery.Loop(lctx, dns, c.DiscoverInterval, s.mem.GossipAddrs, func(ctx context.Context, addrs []string) error {
+			discovery.Loop(lctx, finder, c.DiscoverInterval, s.mem.GossipAddrs, func(ctx context.Context, addrs []string) error {
 				_, err := s.mem.Join(ctx, addrs)
 				return err
 			}, func(err error) { s.log.Debug("cluster: discovery", slog.Any("err", err)) })
