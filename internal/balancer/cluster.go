@@ -123,8 +123,10 @@ func (b *Balancer) JoinCluster(cfg ClusterConfig) error {
 			})
 		})
 	}
+	b.setMu.Lock()
 	b.cluster = f
-	f.refresh()
+	f.refreshLocked()
+	b.setMu.Unlock()
 	b.log.Info("balancer: following the cluster", slog.String("name", cfg.Name),
 		slog.Any("nodes", f.b.clusterRoutes()), slog.String("gossip", f.mem.Self().Gossip))
 	return nil
@@ -135,9 +137,14 @@ func (b *Balancer) JoinCluster(cfg ClusterConfig) error {
 // joining and leaving ones only their sticky requests), and the placement
 // of sessions over the ready nodes.
 func (f *clusterFollower) refresh() {
+	f.b.setMu.Lock()
+	defer f.b.setMu.Unlock()
+	f.refreshLocked()
+}
+
+// refreshLocked is refresh for a caller that holds setMu.
+func (f *clusterFollower) refreshLocked() {
 	b := f.b
-	b.setMu.Lock()
-	defer b.setMu.Unlock()
 	old := b.set.Load()
 	list := slices.Clone(b.static)
 	configured := newMemberSet(b.static).byRoute
@@ -151,7 +158,7 @@ func (f *clusterFollower) refresh() {
 		}
 		u := "http://" + node.HTTPAddr
 		m := old.byRoute[node.Name]
-		if m == nil || m.url.String() != u {
+		if m == nil || m.target().url.String() != u || m.retired.Load() {
 			var err error
 			m, err = NewMember(MemberConfig{Route: node.Name, URL: u})
 			if err != nil {
@@ -168,8 +175,9 @@ func (f *clusterFollower) refresh() {
 		list = append(list, m)
 	}
 	for _, m := range old.list {
-		if !slices.Contains(list, m) {
+		if !slices.Contains(list, m) && !slices.Contains(b.static, m) {
 			b.log.Info("balancer: cluster node removed", slog.String("node", m.route))
+			m.retire()
 		}
 	}
 	set := newMemberSet(list)

@@ -51,6 +51,11 @@
 //     in HTTP/1.1 over one shared, pooled transport. WebSocket and other
 //     upgrades pass through, and streamed responses (unknown length,
 //     text/event-stream) are flushed as they come.
+//   - Reload applies a new Config atomically and drops no request in
+//     flight: a refused config changes nothing; members are matched by
+//     route and keep their counters and state; the settings requests
+//     read are one immutable value behind an atomic pointer, so a
+//     request runs with one config from start to end.
 //   - The client's Host header is kept (as HAProxy and Caddy do, and
 //     Apache with ProxyPreserveHost On), so applications build their
 //     absolute URLs and cookie domains as without a balancer.
@@ -91,7 +96,7 @@
 // route's node is gone goes straight to a node that holds a copy of its
 // session (placement over the ready nodes, as the nodes compute it).
 //
-// Not done yet: a config file and SIGHUP reload, trusted upstream proxies
+// Not done yet: trusted upstream proxies
 // (X-Forwarded-For appended instead of replaced), HTTPS and AJP to
 // members.
 package balancer

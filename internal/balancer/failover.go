@@ -16,6 +16,7 @@ import (
 // calls Rewrite, RoundTrip, ModifyResponse and ErrorHandler on the
 // goroutine that called its ServeHTTP.
 type attempt struct {
+	s        *settings
 	member   *Member
 	tried    []*Member // the members that failed, in order
 	start    time.Time // when the attempt started
@@ -43,20 +44,20 @@ func (a *attempt) begin(m *Member) {
 // attemptTransport wraps the transport to members: it tells a member's
 // failure (the transport's error) from the proxy's other errors, and
 // measures the time to the response's headers for P2C.
-type attemptTransport struct {
-	rt http.RoundTripper
-}
+type attemptTransport struct{}
 
 func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, err := t.rt.RoundTrip(req)
-	if a := attemptFrom(req.Context()); a != nil {
-		if err != nil {
-			a.rtErr = err
-		} else {
-			now := time.Now()
-			a.status = res.StatusCode
-			a.member.lat.observe(now.UnixNano(), now.Sub(a.start))
-		}
+	a := attemptFrom(req.Context())
+	if a == nil { // cannot happen: Rewrite needed the attempt already
+		return nil, errors.New("balancer: request without an attempt")
+	}
+	res, err := a.s.transport.RoundTrip(req)
+	if err != nil {
+		a.rtErr = err
+	} else {
+		now := time.Now()
+		a.status = res.StatusCode
+		a.member.lat.observe(now.UnixNano(), now.Sub(a.start))
 	}
 	return res, err
 }
@@ -77,14 +78,11 @@ func recordError(w http.ResponseWriter, r *http.Request, err error) {
 // FailOnStatus puts the member in error and, if the request may go to
 // another member, has the response dropped so that it does.
 func (b *Balancer) modifyResponse(res *http.Response) error {
-	if res.StatusCode < 0 || res.StatusCode >= len(b.failOn) || !b.failOn[res.StatusCode] {
-		return nil
-	}
 	a := attemptFrom(res.Request.Context())
-	if a == nil {
+	if a == nil || res.StatusCode < 0 || res.StatusCode >= len(a.s.failOn) || !a.s.failOn[res.StatusCode] {
 		return nil
 	}
-	b.markError(a.member, fmt.Sprintf("answered %d (failonstatus)", res.StatusCode))
+	b.markError(a.s, a.member, fmt.Sprintf("answered %d (failonstatus)", res.StatusCode))
 	if a.canRetry && b.hasCandidate(a) {
 		a.failStatus = res.StatusCode
 		return errFailOnStatus
@@ -127,7 +125,7 @@ func (b *Balancer) failedOver(w http.ResponseWriter, r *http.Request, a *attempt
 		return false
 	}
 	notSent := isDialError(a.rtErr)
-	b.markError(a.member, a.rtErr.Error())
+	b.markError(a.s, a.member, a.rtErr.Error())
 	if (notSent || idempotent) && (body == nil || body.replayable()) {
 		return true
 	}
@@ -140,12 +138,19 @@ func (b *Balancer) failedOver(w http.ResponseWriter, r *http.Request, a *attempt
 }
 
 // markError puts m in error for Retry, logging it once per failure.
-func (b *Balancer) markError(m *Member, reason string) {
+func (b *Balancer) markError(s *settings, m *Member, reason string) {
+	b.markFailed(s, m, reason, failRequest)
+}
+
+// markFailed is markError for a failure whose cause is known. It also
+// closes the member's idle fast-path connections: they would fail too.
+func (b *Balancer) markFailed(s *settings, m *Member, reason string, why failReason) {
 	now := time.Now()
-	if m.markError(now.UnixNano(), b.cfg.Retry, reason) {
+	if m.markFailed(now.UnixNano(), s.cfg.Retry, reason, why) {
 		b.log.Warn("member in error", slog.String("member", m.route), slog.String("reason", reason),
-			slog.Time("retry_at", now.Add(b.cfg.Retry)))
+			slog.Time("retry_at", now.Add(s.cfg.Retry)))
 	}
+	m.target().pool.closeIdle()
 }
 
 // isDialError reports whether err is a failure to connect: the request

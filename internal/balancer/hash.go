@@ -20,6 +20,7 @@ type Hash struct {
 	cookie string // cookie name, or ""
 
 	fallback ByRequests
+	shared   *ByRequests // if set, used instead of fallback (see ByBusyness.shared)
 }
 
 // NewHash returns a Hash selector for a key spec: "header:NAME" or
@@ -56,9 +57,16 @@ func (s *Hash) key(r *http.Request) string {
 
 // Select implements Selector.
 func (s *Hash) Select(members []*Member, r *http.Request) *Member {
-	key := s.key(r)
+	return s.selectKey(members, s.key(r))
+}
+
+// selectKey is Select for a request whose key is key ("" for none).
+func (s *Hash) selectKey(members []*Member, key string) *Member {
 	if key == "" {
-		return s.fallback.Select(members, r)
+		if s.shared != nil {
+			return s.shared.Select(members, nil)
+		}
+		return s.fallback.Select(members, nil)
 	}
 	kh := fnv1a(key)
 	var best *Member

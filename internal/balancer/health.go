@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -18,16 +19,26 @@ const (
 	healthFail                         // anything else, or no answer
 )
 
-// startHealth starts one goroutine per member that checks it every
-// Health.Interval, if Health.Path is set.
-func (b *Balancer) startHealth() {
-	if b.cfg.Health.Path == "" {
+// healthRun is a running set of health checks: one goroutine per
+// configured member.
+type healthRun struct {
+	cfg    HealthConfig
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startHealth starts one goroutine per configured member that checks it
+// every Health.Interval, if Health.Path is set. The caller holds setMu,
+// and no checks run.
+func (b *Balancer) startHealth(s *settings) {
+	if s.cfg.Health.Path == "" {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b.stopHealth = cancel
+	run := &healthRun{cfg: s.cfg.Health, cancel: cancel}
+	b.health = run
 	client := &http.Client{
-		Transport: b.transport,
+		Transport: s.transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a redirect is an answer, not a pass
 		},
@@ -35,17 +46,27 @@ func (b *Balancer) startHealth() {
 	// The configured members only: a cluster's members are followed by
 	// membership (faster than HTTP checks).
 	for _, m := range b.static {
-		b.wg.Go(func() { b.healthLoop(ctx, client, m) })
+		run.wg.Go(func() { b.healthLoop(ctx, &run.cfg, client, m) })
+	}
+}
+
+// stopHealthLocked stops the running health checks and waits for them.
+// The caller holds setMu.
+func (b *Balancer) stopHealthLocked() {
+	if b.health != nil {
+		b.health.cancel()
+		b.health.wg.Wait()
+		b.health = nil
 	}
 }
 
 // healthLoop checks m until ctx is done. The first check is at once.
-func (b *Balancer) healthLoop(ctx context.Context, client *http.Client, m *Member) {
-	t := time.NewTicker(b.cfg.Health.Interval)
+func (b *Balancer) healthLoop(ctx context.Context, hc *HealthConfig, client *http.Client, m *Member) {
+	t := time.NewTicker(hc.Interval)
 	defer t.Stop()
 	var h healthCounts
 	for {
-		res, reason := b.checkHealth(ctx, client, m)
+		res, reason := b.checkHealth(ctx, hc, client, m)
 		if ctx.Err() != nil {
 			return
 		}
@@ -59,10 +80,10 @@ func (b *Balancer) healthLoop(ctx context.Context, client *http.Client, m *Membe
 }
 
 // checkHealth GETs the member's health URL once.
-func (b *Balancer) checkHealth(ctx context.Context, client *http.Client, m *Member) (healthResult, string) {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.Health.Timeout)
+func (b *Balancer) checkHealth(ctx context.Context, hc *HealthConfig, client *http.Client, m *Member) (healthResult, string) {
+	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.healthURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.target().url.JoinPath(hc.Path).String(), nil)
 	if err != nil {
 		return healthFail, err.Error()
 	}
@@ -79,7 +100,7 @@ func (b *Balancer) checkHealth(ctx context.Context, client *http.Client, m *Memb
 	case http.StatusServiceUnavailable:
 		return healthNotReady, ""
 	}
-	return healthFail, fmt.Sprintf("%s answered %d", b.cfg.Health.Path, res.StatusCode)
+	return healthFail, fmt.Sprintf("%s answered %d", hc.Path, res.StatusCode)
 }
 
 // healthCounts are the consecutive passes and failures of one member's
@@ -92,13 +113,16 @@ type healthCounts struct {
 // row put it in error, Rise answers in a row (200 or 503) bring it back;
 // a 503 makes it draining at once, a 200 ends that at once.
 func (b *Balancer) applyHealth(m *Member, h *healthCounts, res healthResult, reason string) {
-	hc := &b.cfg.Health
+	hc := &b.cur.Load().cfg.Health
 	log := b.log.With(slog.String("member", m.route))
 	if res == healthFail {
 		h.passes = 0
 		h.fails++
-		if h.fails >= hc.Fall && !m.down.Swap(true) {
+		if h.fails >= hc.Fall && !m.down.Load() {
+			// Logged first: whoever sees the member in error finds the
+			// line (only this goroutine changes down).
 			log.Warn("member failed health checks", slog.String("reason", reason), slog.Int("fails", h.fails))
+			m.down.Store(true)
 		}
 		return
 	}

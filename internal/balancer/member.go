@@ -20,10 +20,9 @@ import (
 // requests only when no other member can.
 type Member struct {
 	route     string
-	url       *url.URL
-	healthURL string
-	lbfactor  atomic.Int64 // weight ×100, as Apache stores a loadfactor; SetWeight changes it
-	standby   bool
+	tgt       atomic.Pointer[memberTarget] // where it is: Reload may change it
+	lbfactor  atomic.Int64                 // weight ×100, as Apache stores a loadfactor; SetWeight changes it
+	standby   atomic.Bool
 	routeHash uint64 // for the hash method
 
 	// lbstatus is Apache's byrequests counter. It is read and written only
@@ -40,6 +39,21 @@ type Member struct {
 	lat        latency
 
 	stats memberStats
+
+	// cfg is the config the member was last given (New, Reload), to tell
+	// what a reload changes. The balancer's setMu guards it.
+	cfg MemberConfig
+	// retired is set when the member left the balancer (Reload, or its
+	// node left the cluster): its requests in flight finish, and it is
+	// never taken back.
+	retired atomic.Bool
+}
+
+// retire marks the member as removed and closes its idle connections;
+// its requests in flight finish, and their connections are closed after.
+func (m *Member) retire() {
+	m.retired.Store(true)
+	m.target().pool.close()
 }
 
 // NewMember returns a member for mc, usable at once.
@@ -50,10 +64,11 @@ func NewMember(mc MemberConfig) (*Member, error) {
 	}
 	m := &Member{
 		route:     mc.Route,
-		url:       u,
-		standby:   mc.Standby,
 		routeHash: mix64(fnv1a(mc.Route)),
 	}
+	m.cfg = mc
+	m.tgt.Store(newMemberTarget(u))
+	m.standby.Store(mc.Standby)
 	m.lbfactor.Store(mc.lbfactor())
 	m.disabled.Store(mc.Disabled)
 	m.draining.Store(mc.Draining)
@@ -65,7 +80,22 @@ func NewMember(mc MemberConfig) (*Member, error) {
 func (m *Member) Route() string { return m.route }
 
 // URL returns a copy of the member's base URL.
-func (m *Member) URL() *url.URL { u := *m.url; return &u }
+func (m *Member) URL() *url.URL { u := *m.target().url; return &u }
+
+// target returns where the member is now.
+func (m *Member) target() *memberTarget { return m.tgt.Load() }
+
+// memberTarget is where a member is: its base URL and the pool of
+// connections to it. Reload replaces it whole when the URL changes, so a
+// request sees one URL and the pool that goes with it.
+type memberTarget struct {
+	url  *url.URL
+	pool *connPool
+}
+
+func newMemberTarget(u *url.URL) *memberTarget {
+	return &memberTarget{url: u, pool: newConnPool(u)}
+}
 
 // Weight returns the member's weight (Apache's loadfactor).
 func (m *Member) Weight() float64 { return float64(m.lbfactor.Load()) / 100 }
@@ -83,7 +113,7 @@ func (m *Member) SetWeight(w float64) error {
 }
 
 // Standby reports whether the member is a hot standby.
-func (m *Member) Standby() bool { return m.standby }
+func (m *Member) Standby() bool { return m.standby.Load() }
 
 // InFlight returns the number of requests the member is serving.
 func (m *Member) InFlight() int64 { return m.inFlight.Load() }
@@ -214,7 +244,7 @@ func (s Status) Shown() State {
 // Status returns a snapshot of the member's state.
 func (m *Member) Status() Status {
 	now := time.Now().UnixNano()
-	s := Status{Route: m.route, URL: m.url.String(), Weight: m.Weight(), Standby: m.standby,
+	s := Status{Route: m.route, URL: m.target().url.String(), Weight: m.Weight(), Standby: m.standby.Load(),
 		State: StateOK, InFlight: m.inFlight.Load(),
 		Requests: m.stats.requests(), Errors: m.stats.errorCount(), Latency: m.lat.current(now),
 		MeanDuration: m.stats.meanDuration(), StateChanges: m.stats.stateChanges.Load()}

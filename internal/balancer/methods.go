@@ -44,18 +44,32 @@ var methods = []string{"byrequests", "bybusyness", "p2c", "hash"}
 
 // newSelector returns the selector for a method name.
 func newSelector(method, hashKey string) (Selector, error) {
+	return newSharedSelector(method, hashKey, nil)
+}
+
+// newSharedSelector returns the selector for a method name whose
+// byrequests counting (byrequests, bybusyness's ties, hash's fallback)
+// takes counts' lock, or its own if counts is nil.
+func newSharedSelector(method, hashKey string, counts *ByRequests) (Selector, error) {
 	if method != "hash" && hashKey != "" {
 		return nil, fmt.Errorf("hash-key %q is only for method hash", hashKey)
 	}
 	switch method {
 	case "", "byrequests":
+		if counts != nil {
+			return counts, nil
+		}
 		return &ByRequests{}, nil
 	case "bybusyness":
-		return &ByBusyness{}, nil
+		return &ByBusyness{shared: counts}, nil
 	case "p2c":
 		return &P2C{}, nil
 	case "hash":
-		return NewHash(hashKey)
+		h, err := NewHash(hashKey)
+		if h != nil {
+			h.shared = counts
+		}
+		return h, err
 	}
 	return nil, fmt.Errorf("method %q: want one of %s", method, strings.Join(methods, ", "))
 }
@@ -112,12 +126,21 @@ func (s *ByRequests) CountSticky(usable []*Member, chosen *Member) {
 // updated on every pick, as in Apache).
 type ByBusyness struct {
 	counts ByRequests
+	shared *ByRequests // if set, the counter whose lock guards the members' counters, instead of counts
+}
+
+func (s *ByBusyness) byRequests() *ByRequests {
+	if s.shared != nil {
+		return s.shared
+	}
+	return &s.counts
 }
 
 // Select implements Selector.
 func (s *ByBusyness) Select(members []*Member, _ *http.Request) *Member {
-	s.counts.mu.Lock()
-	defer s.counts.mu.Unlock()
+	c := s.byRequests()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var best *Member
 	var bestBusy, total int64
 	for _, m := range members {
@@ -137,5 +160,5 @@ func (s *ByBusyness) Select(members []*Member, _ *http.Request) *Member {
 
 // CountSticky implements stickyCounter.
 func (s *ByBusyness) CountSticky(usable []*Member, chosen *Member) {
-	s.counts.CountSticky(usable, chosen)
+	s.byRequests().CountSticky(usable, chosen)
 }

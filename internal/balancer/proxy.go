@@ -21,22 +21,23 @@ import (
 // the one its Selector picks, failing over to others as Config says. It
 // is safe for concurrent use. Close stops its health checks.
 type Balancer struct {
-	cfg Config
 	log *slog.Logger
+	// cur is the settings the request path reads: one immutable value,
+	// replaced whole by Reload, so that a request sees one config.
+	cur atomic.Pointer[settings]
 	// set is the members now: the configured ones, and those a cluster
 	// reports (SetClusterMembers). static is the configured ones alone.
-	set         atomic.Pointer[memberSet]
-	setMu       sync.Mutex // serialises changes of set
-	static      []*Member
-	sticky      sticky
-	selector    Selector
-	counter     stickyCounter // the selector's, or nil
-	failOn      [600]bool     // by status code: FailOnStatus
-	maxAttempts int
+	set    atomic.Pointer[memberSet]
+	setMu  sync.Mutex // serialises changes of set, static and cur (Reload, cluster)
+	static []*Member
+	// counts holds the byrequests counters' lock, shared by every
+	// selector the balancer makes (byrequests, bybusyness, hash's
+	// fallback), so that a reload that changes the method never lets two
+	// selectors touch the members' counters at once.
+	counts ByRequests
 
-	transport *http.Transport
-	proxy     *httputil.ReverseProxy
-	lists     sync.Pool // *[]*Member scratch lists of candidates
+	proxy *httputil.ReverseProxy
+	lists sync.Pool // *[]*Member scratch lists of candidates
 
 	// ownerRoutes counts requests sent to a session's owner because its
 	// route's member was not usable (cluster mode).
@@ -44,9 +45,48 @@ type Balancer struct {
 	retries     atomic.Uint64
 	cluster     *clusterFollower // nil unless JoinCluster was called
 
-	stopHealth context.CancelFunc
-	wg         sync.WaitGroup // the health check goroutines
-	closeOnce  sync.Once
+	health    *healthRun    // the running health checks, or nil; under setMu
+	done      chan struct{} // closed by Close
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// settings is what requests read of a Balancer's config, derived once per
+// New or Reload and never changed after.
+type settings struct {
+	cfg         Config
+	sticky      sticky
+	selector    Selector
+	counter     stickyCounter // the selector's, or nil
+	hash        *Hash         // the selector if it is a Hash: the fast path feeds it keys
+	failOn      [600]bool     // by status code: FailOnStatus
+	maxAttempts int
+	transport   *http.Transport // the net/http path's transport to members
+}
+
+// newSettings derives the settings of cfg, which Check accepted. It
+// reuses prev's selector and transport when cfg does not change them, so
+// that byrequests' sequence and pooled connections survive a reload.
+func (b *Balancer) newSettings(cfg Config, prev *settings) *settings {
+	s := &settings{cfg: cfg, maxAttempts: cfg.MaxAttempts}
+	s.cfg.Members = nil // the members live in set; nothing reads them here
+	s.sticky, _ = parseSticky(cfg.Sticky)
+	if prev != nil && methodName(prev.cfg.Method) == methodName(cfg.Method) && prev.cfg.HashKey == cfg.HashKey {
+		s.selector = prev.selector
+	} else {
+		s.selector, _ = newSharedSelector(cfg.Method, cfg.HashKey, &b.counts)
+	}
+	s.counter, _ = s.selector.(stickyCounter)
+	s.hash, _ = s.selector.(*Hash)
+	for _, code := range cfg.FailOnStatus {
+		s.failOn[code] = true
+	}
+	if prev != nil && prev.cfg.ConnectTimeout == cfg.ConnectTimeout && prev.cfg.ResponseHeaderTimeout == cfg.ResponseHeaderTimeout {
+		s.transport = prev.transport
+	} else {
+		s.transport = newTransport(&cfg)
+	}
+	return s
 }
 
 // New returns a Balancer for cfg and starts its health checks. Its errors
@@ -55,7 +95,7 @@ func New(cfg Config) (*Balancer, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	b := &Balancer{cfg: cfg, log: cfg.Logger}
+	b := &Balancer{log: cfg.Logger, done: make(chan struct{})}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -64,35 +104,27 @@ func New(cfg Config) (*Balancer, error) {
 		if err != nil { // checked above
 			return nil, fmt.Errorf("%w: member %s: %v", ErrInvalidConfig, mc.Route, err)
 		}
-		if cfg.Health.Path != "" {
-			m.healthURL = m.url.JoinPath(cfg.Health.Path).String()
-		}
 		b.static = append(b.static, m)
 	}
 	b.set.Store(newMemberSet(b.static))
-	b.sticky, _ = parseSticky(cfg.Sticky)
-	b.selector, _ = newSelector(cfg.Method, cfg.HashKey)
-	b.counter, _ = b.selector.(stickyCounter)
-	for _, code := range cfg.FailOnStatus {
-		b.failOn[code] = true
-	}
-	b.maxAttempts = cfg.MaxAttempts
+	b.cur.Store(b.newSettings(cfg, nil))
 	b.lists.New = func() any { l := make([]*Member, 0, 16); return &l }
 
-	b.transport = newTransport(&b.cfg)
 	errorLog := log.New(io.Discard, "", 0)
 	if cfg.Logger != nil {
 		errorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
 	}
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite:        b.rewrite,
-		Transport:      &attemptTransport{rt: b.transport},
+		Transport:      &attemptTransport{},
 		ModifyResponse: b.modifyResponse,
 		ErrorHandler:   recordError,
 		BufferPool:     copyBuffers{},
 		ErrorLog:       errorLog,
 	}
-	b.startHealth()
+	b.setMu.Lock()
+	b.startHealth(b.cur.Load())
+	b.setMu.Unlock()
 	return b, nil
 }
 
@@ -102,9 +134,9 @@ func (b *Balancer) Members() []*Member { return append([]*Member(nil), b.set.Loa
 
 // attempts returns how many members one request may try: MaxAttempts, or
 // one per member.
-func (b *Balancer) attempts() int {
-	if b.maxAttempts > 0 {
-		return b.maxAttempts
+func (b *Balancer) attempts(s *settings) int {
+	if s.maxAttempts > 0 {
+		return s.maxAttempts
 	}
 	return len(b.set.Load().list)
 }
@@ -142,41 +174,50 @@ func (b *Balancer) Close() error {
 		if b.cluster != nil {
 			b.cluster.close()
 		}
-		if b.stopHealth != nil {
-			b.stopHealth()
-		}
+		b.setMu.Lock()
+		b.stopHealthLocked()
+		close(b.done)
+		b.setMu.Unlock()
 		b.wg.Wait()
-		b.transport.CloseIdleConnections()
+		b.cur.Load().transport.CloseIdleConnections()
+		for _, m := range b.set.Load().list {
+			m.target().pool.closeIdle()
+		}
 	})
 	return nil
 }
 
 // ServeHTTP proxies r to a member, failing over as the package doc says.
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if b.cfg.MaxBodyBytes > 0 && r.ContentLength > b.cfg.MaxBodyBytes {
+	s := b.cur.Load()
+	if s.cfg.MaxBodyBytes > 0 && r.ContentLength > s.cfg.MaxBodyBytes {
 		writePlain(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
 	var body *replayBody
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		body = newReplayBody(r.Body, r.ContentLength, b.cfg.RetryBodyBytes, b.cfg.MaxBodyBytes)
+		body = newReplayBody(r.Body, r.ContentLength, s.cfg.RetryBodyBytes, s.cfg.MaxBodyBytes)
 	}
-	b.forceRecovery(time.Now().UnixNano())
-	base, route := splitID(b.sticky.sessionID(r))
+	b.forceRecovery(s, time.Now().UnixNano())
+	base, route := splitID(s.sticky.sessionID(r))
 	idempotent := isIdempotent(r)
+	var key string
+	if s.hash != nil {
+		key = s.hash.key(r)
+	}
 
 	var triedBuf [4]*Member
-	a := &attempt{tried: triedBuf[:0]}
+	a := &attempt{s: s, tried: triedBuf[:0]}
 	out := r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
 	for {
 		now := time.Now().UnixNano()
-		m := b.pick(r, base, route, a.tried, now)
+		m := b.pick(s, r, key, base, route, a.tried, now)
 		if m == nil {
 			b.noMember(w, r, route, len(a.tried))
 			return
 		}
 		a.begin(m)
-		a.canRetry = idempotent && len(a.tried)+1 < b.attempts() && (body == nil || body.replayable())
+		a.canRetry = idempotent && len(a.tried)+1 < b.attempts(s) && (body == nil || body.replayable())
 		if body != nil {
 			br := body.reader()
 			if br == nil { // a failed attempt read more than could be kept
@@ -202,7 +243,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.tried = append(a.tried, m)
-		if len(a.tried) >= b.attempts() {
+		if len(a.tried) >= b.attempts(s) {
 			b.noMember(w, r, route, len(a.tried))
 			return
 		}
@@ -229,7 +270,7 @@ func (b *Balancer) try(w http.ResponseWriter, r *http.Request, m *Member) {
 // client's own are dropped by ReverseProxy).
 func (b *Balancer) rewrite(pr *httputil.ProxyRequest) {
 	a := attemptFrom(pr.In.Context())
-	pr.SetURL(a.member.url)
+	pr.SetURL(a.member.target().url)
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
 }
@@ -240,12 +281,15 @@ func (b *Balancer) rewrite(pr *httputil.ProxyRequest) {
 // of the session (a node that holds a copy: the session's node died, and
 // this skips the hop a random member would make); else the selector's
 // choice among the members that take new requests.
-func (b *Balancer) pick(r *http.Request, base, route string, tried []*Member, now int64) *Member {
+//
+// r is the request on the net/http path, nil on the fast path; key is the
+// hash method's key of the request.
+func (b *Balancer) pick(s *settings, r *http.Request, key, base, route string, tried []*Member, now int64) *Member {
 	set := b.set.Load()
 	if route != "" {
 		if m := set.byRoute[route]; m != nil && m.usable(now) && !contains(tried, m) {
-			if b.counter != nil {
-				b.countSticky(set, m, now)
+			if s.counter != nil {
+				b.countSticky(s, set, m, now)
 			}
 			return m
 		}
@@ -266,7 +310,12 @@ func (b *Balancer) pick(r *http.Request, base, route string, tried []*Member, no
 	if len(cands) == 0 {
 		return nil
 	}
-	m := b.selector.Select(cands, r)
+	var m *Member
+	if s.hash != nil {
+		m = s.hash.selectKey(cands, key)
+	} else {
+		m = s.selector.Select(cands, r)
+	}
 	clear(cands)
 	return m
 }
@@ -276,7 +325,7 @@ func (b *Balancer) pick(r *http.Request, base, route string, tried []*Member, no
 func (b *Balancer) candidates(set *memberSet, dst, tried []*Member, now int64) []*Member {
 	for _, standby := range []bool{false, true} {
 		for _, m := range set.list {
-			if m.standby == standby && m.acceptsNew(now) && !contains(tried, m) {
+			if m.standby.Load() == standby && m.acceptsNew(now) && !contains(tried, m) {
 				dst = append(dst, m)
 			}
 		}
@@ -288,7 +337,7 @@ func (b *Balancer) candidates(set *memberSet, dst, tried []*Member, now int64) [
 }
 
 // countSticky lets the selector count a request that its route sent to m.
-func (b *Balancer) countSticky(set *memberSet, m *Member, now int64) {
+func (b *Balancer) countSticky(s *settings, set *memberSet, m *Member, now int64) {
 	lp := b.lists.Get().(*[]*Member)
 	defer b.lists.Put(lp)
 	usable := (*lp)[:0]
@@ -297,7 +346,7 @@ func (b *Balancer) countSticky(set *memberSet, m *Member, now int64) {
 			usable = append(usable, u)
 		}
 	}
-	b.counter.CountSticky(usable, m)
+	s.counter.CountSticky(usable, m)
 	clear(usable)
 	*lp = usable[:0]
 }
@@ -305,8 +354,8 @@ func (b *Balancer) countSticky(set *memberSet, m *Member, now int64) {
 // forceRecovery is Apache's forcerecovery: when every member is in error,
 // they are all made usable at once rather than failing every request
 // until Retry has passed.
-func (b *Balancer) forceRecovery(now int64) {
-	if b.cfg.NoForceRecovery {
+func (b *Balancer) forceRecovery(s *settings, now int64) {
+	if s.cfg.NoForceRecovery {
 		return
 	}
 	set := b.set.Load()

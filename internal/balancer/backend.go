@@ -1,0 +1,243 @@
+package balancer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limits of the fast path's connections to one member.
+const (
+	// maxConnsPerMember bounds the connections open to one member. A
+	// request that finds them all busy waits for one (up to the connect
+	// timeout) instead of opening more: 10,000 client connections must
+	// not become 10,000 member connections, which would exhaust file
+	// descriptors (the Go baseline's failure in the shared harness).
+	maxConnsPerMember = 1024
+	// maxIdlePerMember bounds the idle connections kept for reuse.
+	maxIdlePerMember = 512
+	// backendBufSize is the read and write buffer of a member connection.
+	backendBufSize = 4 << 10
+)
+
+// errPoolClosed is the error of a request to a member that was removed
+// or whose URL changed while the request waited for a connection.
+var errPoolClosed = errors.New("member connection pool closed")
+
+// errPoolBusy is the error of a request that waited too long for one of
+// the member's connections.
+var errPoolBusy = errors.New("all connections to the member are busy")
+
+// connPool is the fast path's pool of keep-alive connections to one
+// member address: idle connections are reused last-in first-out (the
+// warmest first), and at most maxConnsPerMember are open; a request that
+// finds none free queues for the next one released.
+type connPool struct {
+	addr   string // host:port to dial
+	prefix string // the member URL's path, without a trailing '/': prepended to request paths
+
+	mu      sync.Mutex
+	idle    []*backendConn
+	open    int                 // connections open or being dialled
+	waiters []chan *backendConn // requests waiting for a connection; nil sent means "dial"
+	closed  bool
+}
+
+func newConnPool(u *url.URL) *connPool {
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	return &connPool{addr: host, prefix: strings.TrimSuffix(u.EscapedPath(), "/")}
+}
+
+// backendConn is one connection to a member.
+type backendConn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	pool   *connPool
+	reused bool // it served a request before this one
+}
+
+// get returns a connection to the member: an idle one, or a new one
+// dialled within connectTimeout (0: no bound), waiting for one to be
+// released if maxConnsPerMember are open. Dial errors are returned as
+// they are (a *net.OpError with Op "dial"), so that failover knows
+// nothing was sent.
+func (p *connPool) get(ctx context.Context, connectTimeout time.Duration) (*backendConn, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errPoolClosed
+	}
+	if n := len(p.idle); n > 0 {
+		bc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return bc, nil
+	}
+	if p.open < maxConnsPerMember {
+		p.open++
+		p.mu.Unlock()
+		return p.dial(ctx, connectTimeout)
+	}
+	ch := make(chan *backendConn, 1)
+	p.waiters = append(p.waiters, ch)
+	p.mu.Unlock()
+
+	wait := connectTimeout
+	if wait <= 0 {
+		wait = time.Minute
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case bc, ok := <-ch:
+		if !ok {
+			return nil, errPoolClosed
+		}
+		if bc != nil {
+			return bc, nil
+		}
+		return p.dial(ctx, connectTimeout) // a slot was released to us
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	// Leave the queue; a connection handed to us meanwhile goes back.
+	p.mu.Lock()
+	for i, w := range p.waiters {
+		if w == ch {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	select {
+	case bc, ok := <-ch:
+		if ok {
+			if bc != nil {
+				p.put(bc)
+			} else {
+				p.release()
+			}
+		}
+	default:
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, errPoolBusy
+}
+
+// dial opens a connection; the caller holds one of p.open's slots.
+func (p *connPool) dial(ctx context.Context, timeout time.Duration) (*backendConn, error) {
+	d := net.Dialer{Timeout: timeout, KeepAlive: tcpKeepAlive}
+	c, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		p.release()
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return &backendConn{
+		c:    c,
+		br:   bufio.NewReaderSize(c, backendBufSize),
+		bw:   bufio.NewWriterSize(c, backendBufSize),
+		pool: p,
+	}, nil
+}
+
+// put returns a connection that finished a request cleanly (its response
+// read to the end) for reuse.
+func (p *connPool) put(bc *backendConn) {
+	bc.reused = true
+	p.mu.Lock()
+	if p.closed {
+		p.open--
+		p.mu.Unlock()
+		bc.c.Close()
+		return
+	}
+	if n := len(p.waiters); n > 0 {
+		ch := p.waiters[0]
+		copy(p.waiters, p.waiters[1:])
+		p.waiters[n-1] = nil
+		p.waiters = p.waiters[:n-1]
+		p.mu.Unlock()
+		ch <- bc
+		return
+	}
+	if len(p.idle) >= maxIdlePerMember {
+		p.open--
+		p.mu.Unlock()
+		bc.c.Close()
+		return
+	}
+	p.idle = append(p.idle, bc)
+	p.mu.Unlock()
+}
+
+// discard closes a connection that cannot be reused.
+func (p *connPool) discard(bc *backendConn) {
+	bc.c.Close()
+	p.release()
+}
+
+// release gives back the slot of a connection that was closed (or never
+// opened): to a waiter, who dials, or to the count.
+func (p *connPool) release() {
+	p.mu.Lock()
+	if n := len(p.waiters); n > 0 && !p.closed {
+		ch := p.waiters[0]
+		copy(p.waiters, p.waiters[1:])
+		p.waiters[n-1] = nil
+		p.waiters = p.waiters[:n-1]
+		p.mu.Unlock()
+		ch <- nil
+		return
+	}
+	p.open--
+	p.mu.Unlock()
+}
+
+// closeIdle closes the idle connections: after the member failed (they
+// would fail too), or when it is retired.
+func (p *connPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.open -= len(idle)
+	p.mu.Unlock()
+	for _, bc := range idle {
+		bc.c.Close()
+	}
+}
+
+// close closes the idle connections and makes the pool close the busy
+// ones when they are put back; waiters get errPoolClosed.
+func (p *connPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	waiters := p.waiters
+	p.waiters = nil
+	p.mu.Unlock()
+	for _, ch := range waiters {
+		close(ch)
+	}
+	p.closeIdle()
+}
+
+// idleCount returns the number of idle connections (for tests).
+func (p *connPool) idleCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
