@@ -41,6 +41,10 @@ type Event struct {
 	Reason Reason
 	// Created and LastAccess are the session's times as last known.
 	Created, LastAccess time.Time
+	// Copy is set on a SessionDestroyed fired for this node's copy of a
+	// session that another node expired or deleted (only with
+	// Config.DestroyedOnEveryCopy); the node that decided fires it unset.
+	Copy bool
 
 	attrs []Attr // the session's attributes after the event
 	codec Codec

@@ -61,6 +61,13 @@ type Config struct {
 
 	// Listeners receive session events, in this order.
 	Listeners []Listener
+	// DestroyedOnEveryCopy fires SessionDestroyed also on the nodes that
+	// held a copy of a session another node expired or deleted (with
+	// Event.Copy set), as Tomcat's notifyListenersOnReplication does. By
+	// default it fires once in the cluster, on the node that decided. It
+	// needs a Store with the CopyWatcher capability (the cluster); other
+	// stores hold no copies, so it changes nothing there.
+	DestroyedOnEveryCopy bool
 
 	// SweepInterval is how often expired sessions are removed from the
 	// store (and SessionDestroyed fires for them). Default 1 minute;
@@ -167,6 +174,12 @@ func New(cfg Config) (*Manager, error) {
 	if kg, ok := cfg.Store.(KeyGenerator); ok {
 		m.newKey = kg.NewKey
 	}
+	if w, ok := cfg.Store.(CopyWatcher); ok && cfg.DestroyedOnEveryCopy {
+		w.WatchCopiesDestroyed(func(rec Record, why Reason) {
+			m.fire(context.Background(), evDestroyed, Event{Key: rec.Key, Reason: why, Created: rec.Created,
+				LastAccess: rec.LastAccess, Copy: true, attrs: rec.Attrs})
+		})
+	}
 	if cfg.SweepInterval > 0 {
 		m.wg.Add(1)
 		go m.sweepLoop(cfg.SweepInterval)
@@ -183,7 +196,12 @@ func (m *Manager) CookieName() string { return m.cfg.CookieName }
 // Close stops the Manager's sweep goroutine and waits for it. It does not
 // close the Store, which the caller created and owns. Close is idempotent.
 func (m *Manager) Close() error {
-	m.closeOnce.Do(func() { close(m.done) })
+	m.closeOnce.Do(func() {
+		close(m.done)
+		if w, ok := m.store.(CopyWatcher); ok && m.cfg.DestroyedOnEveryCopy {
+			w.WatchCopiesDestroyed(nil)
+		}
+	})
 	m.wg.Wait()
 	return nil
 }

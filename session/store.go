@@ -143,3 +143,14 @@ type RouteChecker interface {
 type KeyGenerator interface {
 	NewKey() string
 }
+
+// CopyWatcher is an optional Store capability: a store that holds copies
+// of sessions whose fate another node decides (the cluster's backups)
+// calls fn for each copy it drops because that node expired the session
+// (ReasonExpired) or deleted it (ReasonInvalidated, for Invalidate and
+// Evict alike). A Manager with Config.DestroyedOnEveryCopy registers fn to
+// fire SessionDestroyed for those copies too, as Tomcat's
+// notifyListenersOnReplication does.
+type CopyWatcher interface {
+	WatchCopiesDestroyed(fn func(rec Record, why Reason))
+}

@@ -214,7 +214,14 @@ func (c *Copies) Put(rec session.Record) bool {
 // delete ordered after a newer write is stale and ignored); version 0
 // deletes whatever the copy's version. It reports whether it removed one.
 func (c *Copies) Delete(key string, version uint64) bool {
-	removed := false
+	_, removed := c.Remove(key, version)
+	return removed
+}
+
+// Remove is Delete that returns the copy it removed.
+func (c *Copies) Remove(key string, version uint64) (session.Record, bool) {
+	var removed session.Record
+	ok := false
 	c.m.Update(key, func(cur session.Record, found bool) (session.Record, bool, error) {
 		if found && version != 0 && cur.Version > version {
 			return cur, found, recordmap.ErrSkip // stale delete
@@ -224,10 +231,10 @@ func (c *Copies) Delete(key string, version uint64) bool {
 		if !found {
 			return cur, false, recordmap.ErrSkip
 		}
-		removed = true
+		removed, ok = cur, true
 		return cur, false, nil
 	})
-	return removed
+	return removed, ok
 }
 
 // Drop removes this node's copy under key, if still at version, because

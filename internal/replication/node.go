@@ -80,6 +80,9 @@ type Node struct {
 	async   chan struct{} // one token per async write not yet acknowledged
 	leaving atomic.Bool   // set by Handover: peers' writes are refused
 
+	// onCopyDestroyed is WatchCopiesDestroyed's fn, or nil.
+	onCopyDestroyed atomic.Pointer[func(session.Record, session.Reason)]
+
 	touchMu sync.Mutex           // protects touches
 	touches map[string]time.Time // access times to send to primaries elsewhere
 
@@ -679,6 +682,25 @@ func (n *Node) Expire(ctx context.Context, now time.Time, limit int) ([]session.
 	return recs, nil
 }
 
+// WatchCopiesDestroyed implements session.CopyWatcher: fn is called for
+// each copy this node drops because another node expired (ReasonExpired)
+// or deleted (ReasonInvalidated) the session. It runs on the replication
+// connection's goroutine, so it must not block for long. A later call
+// replaces fn; nil stops the calls.
+func (n *Node) WatchCopiesDestroyed(fn func(rec session.Record, why session.Reason)) {
+	if fn == nil {
+		n.onCopyDestroyed.Store(nil)
+		return
+	}
+	n.onCopyDestroyed.Store(&fn)
+}
+
+func (n *Node) copyDestroyed(rec session.Record, why session.Reason) {
+	if fn := n.onCopyDestroyed.Load(); fn != nil {
+		(*fn)(rec, why)
+	}
+}
+
 // Len implements session.Store: the sessions this node holds a copy of,
 // primary or backup (Config.MaxSessions then bounds a node's memory).
 func (n *Node) Len(context.Context) (int, error) { return n.copies.Len(), nil }
@@ -753,11 +775,15 @@ func (n *Node) Handle(ctx context.Context, from string, req wire.Message) wire.M
 		}
 		return &wire.Records{Last: true}
 	case *wire.Delete:
-		n.copies.Delete(m.Key, m.Version)
+		if rec, ok := n.copies.Remove(m.Key, m.Version); ok {
+			n.copyDestroyed(rec, session.ReasonInvalidated)
+		}
 		return &wire.Ack{Status: wire.StatusOK}
 	case *wire.Expired:
 		for _, k := range m.Keys {
-			n.copies.Delete(k, 0)
+			if rec, ok := n.copies.Remove(k, 0); ok {
+				n.copyDestroyed(rec, session.ReasonExpired)
+			}
 		}
 		return &wire.Ack{Status: wire.StatusOK}
 	case *wire.Ping:

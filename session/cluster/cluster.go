@@ -492,6 +492,13 @@ func (s *Store) Expire(ctx context.Context, now time.Time, limit int) ([]session
 	return s.node.Expire(ctx, now, limit)
 }
 
+// WatchCopiesDestroyed implements session.CopyWatcher: fn learns of the
+// copies this node drops because their primary expired or deleted them
+// (session.Config.DestroyedOnEveryCopy uses it).
+func (s *Store) WatchCopiesDestroyed(fn func(rec session.Record, why session.Reason)) {
+	s.node.WatchCopiesDestroyed(fn)
+}
+
 // Len implements session.Store: the session copies this node holds.
 func (s *Store) Len(ctx context.Context) (int, error) { return s.node.Len(ctx) }
 

@@ -49,7 +49,7 @@ type node struct {
 	logs  *syncBuf
 }
 
-func startNode(t *testing.T, name string, key []byte, join []string) (*node, error) {
+func startNode(t *testing.T, name string, key []byte, join []string, opts ...func(*session.Config)) (*node, error) {
 	if key == nil {
 		key = newKey(t)
 	}
@@ -66,7 +66,11 @@ func startNode(t *testing.T, name string, key []byte, join []string) (*node, err
 		return nil, err
 	}
 	n.store = st
-	n.mgr, err = session.New(session.Config{Store: st, Route: name})
+	mc := session.Config{Store: st, Route: name}
+	for _, o := range opts {
+		o(&mc)
+	}
+	n.mgr, err = session.New(mc)
 	if err != nil {
 		t.Fatal(err)
 	}
