@@ -73,6 +73,7 @@ func BenchmarkCommit(b *testing.B) {
 		b.Run(fmt.Sprintf("async=%v", async), func(b *testing.B) {
 			c := start(b, async, "n1", "n2", "n3")
 			n1 := c.ns["n1"]
+			time.Sleep(settle) // steady state: see BenchmarkWireBytes
 			key := n1.NewKey()
 			now := time.Now()
 			if err := n1.Create(context.Background(), session.Record{Key: key, Created: now, LastAccess: now, IdleTimeout: time.Hour}); err != nil {

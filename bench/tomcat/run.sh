@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Measures shoal's cluster against the real Apache + Tomcat 10 cluster on
+# this machine, in one run: GET /counter over 256 logged-in sessions (wrk
+# -t2 -c32 -d15s after a 5 s warm-up, the Tomcat harness's load shape),
+# through each one's balancer, with sticky routing and with round robin,
+# over 1, 2 and 3 nodes; server CPU per request from /proc.
+#
+# Usage (as root, loopback only; bench/README.md has the figures):
+#   TOMCAT_HARNESS=DIR bench/tomcat/run.sh   DIR: a writable copy of the shared
+#                                             tomcat-cluster harness, after its setup.sh
+#   bench/tomcat/run.sh                      shoal's side only
+# Environment: WRK_ARGS (default "-t2 -c32 -d15s"), BENCH_LOCK (a lock file
+# that other benchmark harnesses on this machine also take, held during each
+# measured load), CASES (a subset of the case names below).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT=${OUT:-$HERE/out}
+WRK_ARGS=${WRK_ARGS:--t2 -c32 -d15s}
+CASES=${CASES:-direct-1node balancer-1node sticky-2nodes sticky-2nodes-async rr-2nodes rr-3nodes sticky-3nodes}
+mkdir -p "$OUT"
+FIG="$OUT/figures-$(date +%Y%m%d-%H%M%S).txt"
+: > "$FIG"
+fig() { printf '%s\n' "$*" | tee -a "$FIG"; }
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+PIDS=()
+stop_all() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    PIDS=()
+}
+trap stop_all EXIT
+
+locked() { if [ -n "${BENCH_LOCK:-}" ]; then flock -o "$BENCH_LOCK" "$@"; else "$@"; fi; }
+
+log "building shoal"
+(cd "$ROOT" && go build -o "$OUT/shoal" ./cmd/shoal)
+"$OUT/shoal" node --gen-key > "$OUT/cluster.key"; chmod 600 "$OUT/cluster.key"
+
+http_port()   { echo $((17500 + $1)); }
+gossip_port() { echo $((17510 + $1)); }
+BAL=127.0.0.1:17500
+
+wait_ready() { # URL
+    for _ in $(seq 300); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+        sleep 0.05
+    done
+    log "not ready: $1"; return 1
+}
+
+# start_nodes N [cluster=on|off] [replication]
+start_nodes() {
+    local n=$1 cluster=${2:-on} repl=${3:-sync} i args
+    for i in $(seq "$n"); do
+        args=(node --name "n$i" --listen "127.0.0.1:$(http_port "$i")" --log-level warn)
+        if [ "$cluster" = on ]; then
+            args+=(--cluster-listen "127.0.0.1:$(gossip_port "$i")" --cluster-key-file "$OUT/cluster.key" --replication "$repl")
+            [ "$i" -gt 1 ] && args+=(--join "127.0.0.1:$(gossip_port 1)")
+        fi
+        "$OUT/shoal" "${args[@]}" 2>>"$OUT/node$i.log" &
+        PIDS+=($!)
+        wait_ready "http://127.0.0.1:$(http_port "$i")/healthz/ready"
+    done
+    NODE_PIDS="${PIDS[*]}"
+}
+
+# start_balancer N sticky|rr
+start_balancer() {
+    local args=(balancer --listen "$BAL" --log-level warn) i
+    for i in $(seq "$1"); do args+=(--member "n$i=http://127.0.0.1:$(http_port "$i")"); done
+    [ "$2" = rr ] && args+=(--sticky "")
+    "$OUT/shoal" "${args[@]}" 2>>"$OUT/balancer.log" &
+    BAL_PID=$!
+    PIDS+=($BAL_PID)
+    for _ in $(seq 200); do (exec 3<>"/dev/tcp/${BAL%:*}/${BAL#*:}") 2>/dev/null && break; sleep 0.05; done
+    sleep 0.5 # members checked
+}
+
+cookies() { # URL N > file: "user sid" per login
+    local i sid
+    for i in $(seq "$2"); do
+        sid=$(curl -s -D - -o /dev/null -d "user=u$i" "$1/login" | tr -d '\r' | sed -n 's/^Set-Cookie: JSESSIONID=\([^;]*\).*/\1/p')
+        [ -n "$sid" ] && echo "u$i $sid"
+    done
+}
+
+ticks() { # PIDS...: utime+stime in clock ticks
+    local p s=0
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] && s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat")))
+    done
+    echo $s
+}
+
+measure() { # NAME URL NODE_PIDS BALANCER_PID
+    local name=$1 url=$2 np=$3 bp=${4:-} f="$OUT/wrk-$1.txt"
+    cookies "$url" 256 > "$OUT/cookies-$name.txt"
+    COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 wrk -t2 -c32 -d5s -s "$HERE/counter.lua" "$url" > /dev/null 2>&1
+    local n0 b0 n1 b1
+    n0=$(ticks $np); b0=$(ticks $bp)
+    COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 locked wrk $WRK_ARGS --latency -s "$HERE/counter.lua" "$url" > "$f" 2>&1
+    n1=$(ticks $np); b1=$(ticks $bp)
+    local s l req
+    s=$(sed -n 's/^WRK-SUMMARY //p' "$f"); l=$(sed -n 's/^WRK-LUA //p' "$f")
+    req=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<< "$s")
+    fig "shoal $name: $s | $l | node CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, balancer=$(( (b1 - b0) * 10000 / ${req:-1} )) us"
+}
+
+fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions ($(date -u +%FT%TZ))"
+for c in $CASES; do
+    log "case $c"
+    case $c in
+    direct-1node)        start_nodes 1 off; measure "$c" "http://127.0.0.1:$(http_port 1)" "$NODE_PIDS" ;;
+    balancer-1node)      start_nodes 1 off; start_balancer 1 sticky; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
+    sticky-2nodes)       start_nodes 2; start_balancer 2 sticky; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
+    sticky-2nodes-async) start_nodes 2 on async; start_balancer 2 sticky; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
+    rr-2nodes)           start_nodes 2; start_balancer 2 rr; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
+    rr-3nodes)           start_nodes 3; start_balancer 3 rr; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
+    sticky-3nodes)       start_nodes 3; start_balancer 3 sticky; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
+    *) log "unknown case $c"; exit 2 ;;
+    esac
+    stop_all
+done
+
+if [ -n "${TOMCAT_HARNESS:-}" ]; then
+    log "Tomcat side: $TOMCAT_HARNESS/measure.sh throughput"
+    fig "## Apache + Tomcat 10 (the harness's throughput section), same run"
+    WRK_ARGS="$WRK_ARGS" "$TOMCAT_HARNESS/measure.sh" throughput 2>>"$OUT/tomcat.log" | grep -E '^(throughput|cpu) ' | tee -a "$FIG"
+fi
+log "figures in $FIG"
