@@ -6,11 +6,13 @@
 //	POST /logout                 log out; invalidates the session
 //	GET  /whoami                 the user, or 401 if not logged in
 //	GET  /counter                count this session's requests: JSON {"node","user","count","session"}
+//	POST /bad                    try to put a value that cannot be encoded (a func): 422 with Put's error
 //	GET  /                       an HTML page with the node, the user, the counter and a login form
 package demoapp
 
 import (
 	"encoding/json"
+	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -31,6 +33,7 @@ func New(node string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /whoami", a.whoami)
 	mux.HandleFunc("GET /counter", a.counter)
+	mux.HandleFunc("POST /bad", a.bad)
 	mux.HandleFunc("GET /{$}", a.index)
 	return mux
 }
@@ -121,6 +124,26 @@ func (a *app) counter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, Counter{Node: a.node, User: user, Count: count, Session: s.ID()})
+}
+
+// Callback is a value that cannot be encoded: it holds a func. POST /bad
+// puts one to show the error Put returns (and that shoal doctor reports
+// the encode failure).
+type Callback struct {
+	Name     string
+	OnChange func()
+}
+
+func (a *app) bad(w http.ResponseWriter, r *http.Request) {
+	err := session.FromContext(r.Context()).Put("callback", Callback{Name: "demo", OnChange: func() {}})
+	if err == nil {
+		a.fail(w, errors.New("a value holding a func was accepted"))
+		return
+	}
+	a.log.Warn("demo app: value refused", "err", err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnprocessableEntity)
+	_ = json.NewEncoder(w).Encode(map[string]string{"node": a.node, "error": err.Error()})
 }
 
 var page = template.Must(template.New("index").Parse(`<!doctype html>

@@ -76,3 +76,31 @@ func TestBrowserFlow(t *testing.T) {
 		t.Fatalf("after logout:\n%s", page)
 	}
 }
+
+// TestBadValue: POST /bad is refused by Put with an error naming the key,
+// the type and the field, and counted as an encode failure; no session
+// is created.
+func TestBadValue(t *testing.T) {
+	m, err := session.New(session.Config{Store: memstore.New(), Route: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	h := m.Handler(demoapp.New("n1", nil))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/bad", nil))
+	if w.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("POST /bad: %d %s, want 422", w.Code, w.Body)
+	}
+	for _, want := range []string{`\"callback\"`, "demoapp.Callback", "OnChange", "func()"} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("POST /bad: %s does not name %s", w.Body, want)
+		}
+	}
+	if got := m.Stats().EncodeFailures.Load(); got != 1 {
+		t.Errorf("encode failures %d, want 1", got)
+	}
+	if w.Header().Get("Set-Cookie") != "" {
+		t.Errorf("a refused value created a session")
+	}
+}

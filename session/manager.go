@@ -95,6 +95,7 @@ type Manager struct {
 	routes RouteChecker
 	// newKey draws a new session key: the store's KeyGenerator, or NewBase.
 	newKey func() string
+	stats  Stats
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -271,6 +272,7 @@ func (m *Manager) Evict(ctx context.Context, id string) error {
 }
 
 func (m *Manager) fireDestroyed(ctx context.Context, rec *Record, why Reason) {
+	m.stats.destroyed(why)
 	m.fire(ctx, evDestroyed, Event{Key: rec.Key, Reason: why, Created: rec.Created, LastAccess: rec.LastAccess, attrs: rec.Attrs})
 }
 

@@ -3,6 +3,7 @@ package session
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -169,6 +170,11 @@ func (w *responseWriter) beforeHeader() bool {
 	s := w.s
 	if err := s.commit(w.r.Context()); err != nil {
 		w.failed = true
+		if errors.Is(err, ErrTooManySessions) {
+			s.m.stats.Refused.Add(1)
+		} else {
+			s.m.stats.CommitFailures.Add(1)
+		}
 		s.m.log.Warn("session commit failed", "err", err, "path", w.r.URL.Path)
 		s.m.errorFunc()(w.ResponseWriter, w.r, err)
 		return false

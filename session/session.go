@@ -112,6 +112,7 @@ func (s *Session) load(ctx context.Context) error {
 			// served here now, so its route says so from this response on.
 			s.id.Route = route
 			s.cookie = cookieSet
+			s.m.stats.Rebinds.Add(1)
 			s.m.log.Info("session rebound", slog.String("session", Fingerprint(rec.Key)),
 				slog.String("from", cand.Route), slog.String("to", route))
 		}
@@ -209,11 +210,14 @@ func (s *Session) Put(key string, v any) error {
 	}
 	if err := checkEncodable(v); err != nil {
 		err.Key = key
+		s.m.stats.encodeFailed(err)
 		return err
 	}
 	b, err := s.m.codec.Marshal(v)
 	if err != nil {
-		return &EncodeError{Key: key, Type: typeName(v), Reason: err.Error(), Err: err}
+		ee := &EncodeError{Key: key, Type: typeName(v), Reason: err.Error(), Err: err}
+		s.m.stats.encodeFailed(ee)
+		return ee
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -521,7 +525,9 @@ func (s *Session) create(ctx context.Context, now time.Time) error {
 		}
 	}
 	for try := 0; ; try++ {
+		start := time.Now()
 		err := m.store.Create(ctx, rec)
+		m.stats.commit.Observe(time.Since(start))
 		if err == nil {
 			break
 		}
@@ -535,6 +541,7 @@ func (s *Session) create(ctx context.Context, now time.Time) error {
 	}
 	rec.Version = 1
 	s.rec = rec
+	m.stats.Created.Add(1)
 	m.fire(ctx, evCreated, Event{Key: rec.Key, Created: rec.Created, LastAccess: rec.LastAccess, attrs: rec.Attrs})
 	for _, a := range rec.Attrs {
 		m.fire(ctx, evAdded, Event{Key: rec.Key, Attr: a.Key, Created: rec.Created, LastAccess: rec.LastAccess, attrs: rec.Attrs})
@@ -571,7 +578,9 @@ func (s *Session) update(ctx context.Context, now time.Time) error {
 	slices.SortFunc(d.Set, func(a, b Attr) int { return strings.Compare(a.Key, b.Key) })
 	slices.Sort(d.Removed)
 	slices.SortFunc(events, func(a, b attrEvent) int { return strings.Compare(a.key, b.key) })
+	start := time.Now()
 	version, err := m.store.Commit(ctx, s.rec.Key, d)
+	m.stats.commit.Observe(time.Since(start))
 	if err != nil {
 		if errors.Is(err, ErrNotFound) && d.TouchOnly() {
 			// Removed meanwhile (another request invalidated it): nothing

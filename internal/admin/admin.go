@@ -90,6 +90,7 @@ func New(cfg Config) (*Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.servePage)
 	mux.HandleFunc("POST /members/{route}", h.pageAction)
+	mux.HandleFunc("GET /api/balancer", h.getBalancer)
 	mux.HandleFunc("GET /api/members", h.listMembers)
 	mux.HandleFunc("GET /api/members/{route}", h.getMember)
 	mux.HandleFunc("POST /api/members/{route}", h.apiAction)

@@ -10,6 +10,7 @@
 //	GET  /healthz                200 "ok", the only route without authentication
 //	GET  /                       the page: a table of members with forms to change them
 //	POST /members/{route}        the page's forms: change a member, then 303 back to /
+//	GET  /api/balancer           {"sticky": "COOKIE|param"} (null when the balancer does not report it)
 //	GET  /api/members            {"members": [member, ...]}
 //	GET  /api/members/{route}    member
 //	POST /api/members/{route}    change a member (JSON or form: action, weight); answers member

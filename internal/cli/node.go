@@ -57,6 +57,8 @@ type nodeConfig struct {
 	replication   string        // --replication: sync or async
 	genKey        bool          // --gen-key: print a new key and exit
 	deadAfter     time.Duration // --dead-after
+
+	ajp ajpFlags // --ajp, --ajp-secret-file, --ajp-insecure-no-secret (node_ajp.go)
 }
 
 // defineNodeFlags defines the node's flags on fs and returns the config
@@ -94,6 +96,7 @@ func defineNodeFlags(fs *flag.FlagSet) *nodeConfig {
 		"declare a silent node dead after about `DURATION` (default about 0.6s;\n"+
 			"raise it on overloaded machines, where a live node can stall longer)")
 	fs.BoolVar(&cfg.genKey, "gen-key", false, "print a new random cluster key (base64) and exit")
+	cfg.ajp.define(fs)
 	return cfg
 }
 
@@ -116,6 +119,9 @@ func (c *nodeConfig) validate() error {
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	}
+	if err := c.ajp.validate(); err != nil {
+		return err
 	}
 	if c.clusterListen == "" {
 		for flag, set := range map[string]bool{"--join": c.join != "", "--discover": c.discover != "", "--cluster-key-file": c.keyFile != "",
@@ -266,9 +272,13 @@ func serveNode(ctx context.Context, cfg *nodeConfig, log *slog.Logger) error {
 		if mgr, err = session.New(cfg.sessionConfig(store, log)); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
-		return mgr.Handler(demoapp.New(cfg.name, log)), nil
+		// /metrics, /healthz/cluster and /healthz/probe (node_status.go)
+		// beside the application.
+		return withNodeEndpoints(cfg, mgr, store, log, mgr.Handler(demoapp.New(cfg.name, log)))
 	}
+	start, stopAJP := cfg.ajp.around(ctx, log, start)
 	err = serveHTTP(ctx, ln, log, start)
+	stopAJP()
 	if mgr != nil {
 		mgr.Close()
 	}

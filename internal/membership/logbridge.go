@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -143,12 +144,51 @@ type logBridge struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu     sync.Mutex           // protects warned
-	warned map[string]time.Time // problem and peer host → when last warned
+	mu       sync.Mutex           // protects warned, refusals
+	warned   map[string]time.Time // problem and peer host → when last warned
+	refusals map[string]*Refusal  // problem and peer host → every time seen
 }
 
 func newLogBridge(log *slog.Logger) *logBridge {
-	return &logBridge{log: log, now: time.Now, warned: make(map[string]time.Time)}
+	return &logBridge{log: log, now: time.Now, warned: make(map[string]time.Time), refusals: make(map[string]*Refusal)}
+}
+
+// Refusal is a peer whose gossip was refused (or that has a problem
+// with ours), by remote host and reason: how many times, first and last.
+type Refusal struct {
+	Remote      string // the peer's host, or for a UDP problem the member's name
+	Reason      string // "cluster key mismatch", "not a shoal cluster (gossip label differs)", ...
+	Count       int64
+	First, Last time.Time
+}
+
+// record counts prob with host; the table holds at most maxWarned peers
+// (UDP sources can be forged), then new ones are not recorded.
+func (b *logBridge) record(prob gossipProblem, host string) {
+	key := prob.reason() + "|" + host
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r, ok := b.refusals[key]; ok {
+		r.Count++
+		r.Last = now
+		return
+	}
+	if len(b.refusals) < maxWarned {
+		b.refusals[key] = &Refusal{Remote: host, Reason: prob.reason(), Count: 1, First: now, Last: now}
+	}
+}
+
+// list returns the recorded refusals, oldest first.
+func (b *logBridge) list() []Refusal {
+	b.mu.Lock()
+	out := make([]Refusal, 0, len(b.refusals))
+	for _, r := range b.refusals {
+		out = append(out, *r)
+	}
+	b.mu.Unlock()
+	slices.SortFunc(out, func(a, b Refusal) int { return a.First.Compare(b.First) })
+	return out
 }
 
 // Write is called by log.Logger once per record; it never fails.
@@ -176,6 +216,7 @@ func (b *logBridge) line(line string) {
 	if h, _, err := net.SplitHostPort(remote); err == nil {
 		host = h // stream connections come from ephemeral ports: one warning per host
 	}
+	b.record(prob, host)
 	if !b.firstIn(prob, host) {
 		return
 	}

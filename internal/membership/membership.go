@@ -20,11 +20,12 @@ import (
 // Member, learns the others and reports their changes. Its methods are
 // safe for concurrent use.
 type Membership struct {
-	cfg  Config // a copy, read-only after New
-	log  *slog.Logger
-	ml   *memberlist.Memberlist
-	wake chan struct{} // one pending wake-up of dispatchEvents
-	stop chan struct{} // closed by shutdown
+	cfg    Config // a copy, read-only after New
+	log    *slog.Logger
+	bridge *logBridge // memberlist's log output; records refused peers
+	ml     *memberlist.Memberlist
+	wake   chan struct{} // one pending wake-up of dispatchEvents
+	stop   chan struct{} // closed by shutdown
 
 	mu           sync.Mutex             // protects the fields below; never held while calling memberlist or OnEvent
 	members      map[string]memberEntry // live members by name, ourselves included
@@ -81,7 +82,8 @@ func New(cfg *Config) (*Membership, error) {
 		}}},
 		warnedPeers: make(map[string]struct{}),
 	}
-	ml, err := memberlist.Create(c.memberlistConfig(&hooks{m: m}, newLogBridge(log)))
+	m.bridge = newLogBridge(log)
+	ml, err := memberlist.Create(c.memberlistConfig(&hooks{m: m}, m.bridge))
 	if err != nil {
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
 	}
@@ -260,6 +262,12 @@ func (m *Membership) GossipAddrs() []string {
 	}
 	return out
 }
+
+// Refusals returns the peers whose gossip was refused since New (a
+// cluster key mismatch, another gossip label) or that cannot be reached
+// over UDP, by host and reason, oldest first. Each is logged once per
+// ten minutes but counted every time.
+func (m *Membership) Refusals() []Refusal { return m.bridge.list() }
 
 // Self returns our own Member as we gossip it.
 func (m *Membership) Self() Member {

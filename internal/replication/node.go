@@ -86,6 +86,8 @@ type Node struct {
 	touchMu sync.Mutex           // protects touches
 	touches map[string]time.Time // access times to send to primaries elsewhere
 
+	short shortCopies // sessions whose last write missed an owner
+
 	mu   sync.Mutex // serialises SetMembers; protects placed
 	ring atomic.Pointer[placement.Ring]
 	// prev is the ring before the last change, and unsettledUntil (Unix
@@ -432,6 +434,11 @@ func (n *Node) awaitSync(ctx context.Context, key string, pend []peerPending) er
 			continue
 		}
 		acked++
+	}
+	if acked == len(pend) {
+		n.short.clear(key)
+	} else {
+		n.short.mark(key)
 	}
 	if firstErr != nil || acked > 0 || len(pend) == 0 {
 		return firstErr
@@ -995,6 +1002,10 @@ func (n *Node) rebalanceLoop() {
 		case now := <-tick.C:
 			n.flushTouches()
 			n.copies.PruneTombstones(now)
+			n.short.prune(func(key string) bool {
+				_, ok := n.copies.Get(key)
+				return ok
+			})
 		case <-sweep.C:
 			n.sendStrays(context.Background())
 		}
@@ -1078,6 +1089,29 @@ func (n *Node) rebalance() {
 		ok[peer] = err == nil
 		if err != nil {
 			n.log.Warn("moving sessions failed", slog.String("peer", peer), slog.Any("err", err))
+		}
+	}
+	for peer, recs := range batches {
+		for _, rec := range recs {
+			if !ok[peer] {
+				n.short.mark(rec.Key)
+			}
+		}
+	}
+	for peer, recs := range batches {
+		if !ok[peer] {
+			continue
+		}
+		for _, rec := range recs {
+			full := true
+			for _, o := range cur.Owners(nil, rec.Key, n.cfg.Owners) {
+				if o != self && !ok[o] {
+					full = false
+				}
+			}
+			if full {
+				n.short.clear(rec.Key)
+			}
 		}
 	}
 	for _, rec := range drop {

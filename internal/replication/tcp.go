@@ -10,6 +10,7 @@ import (
 	"net"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-go/shoal/internal/replication/wire"
@@ -53,11 +54,14 @@ type TCPTransport struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 
-	mu       sync.Mutex // protects peers, inbound, closed, refusals
+	mu       sync.Mutex // protects peers, inbound, closed, refusals, traffic
 	peers    map[string]*peer
 	inbound  map[net.Conn]struct{}
 	closed   bool
-	refusals map[string]bool // remote hosts already logged as refused
+	refusals map[string]*Refusal      // by remote host and reason: logged once, counted always
+	traffic  map[string]*peerCounters // by peer name
+
+	encodeFailures atomic.Int64
 }
 
 var _ Transport = (*TCPTransport)(nil)
@@ -77,7 +81,8 @@ func ListenTCP(cfg TCPConfig) (*TCPTransport, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &TCPTransport{cfg: cfg, log: cfg.Logger, done: make(chan struct{}),
-		peers: map[string]*peer{}, inbound: map[net.Conn]struct{}{}, refusals: map[string]bool{}}
+		peers: map[string]*peer{}, inbound: map[net.Conn]struct{}{}, refusals: map[string]*Refusal{},
+		traffic: map[string]*peerCounters{}}
 	if !cfg.Insecure {
 		tc, err := tlsConfig(cfg.Key)
 		if err != nil {
@@ -121,12 +126,21 @@ func (t *TCPTransport) Close() error {
 	return nil
 }
 
-// logRefusal logs a refused peer once per remote host and reason.
+// logRefusal logs a refused peer once per remote host and reason, and
+// counts every refusal (Refusals).
 func (t *TCPTransport) logRefusal(remote net.Addr, reason string, err error) {
 	host, _, _ := net.SplitHostPort(remote.String())
+	now := time.Now()
 	t.mu.Lock()
-	seen := t.refusals[host+reason]
-	t.refusals[host+reason] = true
+	r, seen := t.refusals[host+"|"+reason]
+	if seen {
+		r.Count++
+		r.Last = now
+	} else if len(t.refusals) < maxRefusals {
+		t.refusals[host+"|"+reason] = &Refusal{Remote: host, Reason: reason, Count: 1, First: now, Last: now}
+	} else {
+		seen = true // the table is full: a peer that floods us is not logged again
+	}
 	t.mu.Unlock()
 	if !seen {
 		t.log.Warn("replication peer refused", slog.String("remote", remote.String()), slog.String("reason", reason), slog.Any("err", err))
@@ -252,7 +266,8 @@ func (t *TCPTransport) serveConn(raw net.Conn) {
 		delete(t.inbound, raw)
 		t.mu.Unlock()
 	}()
-	c, r, hello, err := t.handshake(raw, false)
+	counted := &countingConn{Conn: raw}
+	c, r, hello, err := t.handshake(counted, false)
 	if err != nil {
 		reason := "handshake failed"
 		if errors.Is(err, ErrKeyMismatch) {
@@ -261,6 +276,8 @@ func (t *TCPTransport) serveConn(raw net.Conn) {
 		t.logRefusal(raw.RemoteAddr(), reason, err)
 		return
 	}
+	ctr := t.counters(hello.Node)
+	counted.attach(ctr)
 	w := wire.NewWriter(c, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	var handlers sync.WaitGroup
@@ -283,6 +300,7 @@ func (t *TCPTransport) serveConn(raw net.Conn) {
 			}
 			return
 		}
+		ctr.msgsReceived.Add(1)
 		req, err := wire.Decode(f.Type, f.Payload)
 		if err != nil {
 			// A peer that sends what we cannot decode is out of step or
@@ -294,8 +312,13 @@ func (t *TCPTransport) serveConn(raw net.Conn) {
 		handle := func(id uint64) {
 			reply := t.cfg.Handler.Handle(ctx, hello.Node, req)
 			if err := w.Send(id, reply); err != nil {
+				if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge) {
+					t.encodeFailures.Add(1)
+				}
 				t.log.Warn("replication: reply not sent", slog.String("peer", hello.Node), slog.Any("err", err))
+				return
 			}
+			ctr.msgsSent.Add(1)
 		}
 		if Inline(req) {
 			handle(f.ID)
@@ -318,7 +341,7 @@ func (t *TCPTransport) Send(name string, req wire.Message) Pending {
 	}
 	p := t.peers[name]
 	if p == nil {
-		p = &peer{t: t, name: name}
+		p = &peer{t: t, name: name, ctr: t.countersLocked(name)}
 		t.peers[name] = p
 	}
 	t.mu.Unlock()
@@ -330,6 +353,7 @@ func (t *TCPTransport) Send(name string, req wire.Message) Pending {
 type peer struct {
 	t    *TCPTransport
 	name string
+	ctr  *peerCounters
 
 	mu        sync.Mutex // protects everything below
 	conn      *conn      // the live connection, or nil
@@ -350,6 +374,7 @@ type conn struct {
 
 type call struct {
 	id    uint64
+	sent  time.Time // when its frame was queued, for the ack time
 	req   wire.Message
 	done  chan struct{}
 	reply wire.Message
@@ -408,20 +433,29 @@ func (p *peer) writeLocked(cn *conn, c *call) {
 	p.nextID++
 	c.id = p.nextID
 	cn.pending[c.id] = c
+	c.sent = time.Now()
 	if err := cn.w.Send(c.id, c.req); err != nil {
 		delete(cn.pending, c.id)
 		if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge) {
+			p.t.encodeFailures.Add(1)
 			c.finish(nil, err)
 		} else {
 			c.finish(nil, fmt.Errorf("%s: %v: %w", p.name, err, ErrUnreachable))
 		}
+		return
 	}
+	p.ctr.msgsSent.Add(1)
 }
 
 func (p *peer) dial(addr string) {
 	defer p.t.wg.Done()
 	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
 	raw, err := d.Dial("tcp", addr)
+	if err == nil {
+		cc := &countingConn{Conn: raw}
+		cc.attach(p.ctr)
+		raw = cc
+	}
 	var (
 		c     net.Conn
 		r     *wire.Reader
@@ -488,6 +522,7 @@ func (p *peer) readLoop(cn *conn, r *wire.Reader) {
 		if err != nil {
 			break
 		}
+		p.ctr.msgsReceived.Add(1)
 		var m wire.Message
 		m, err = wire.Decode(f.Type, f.Payload)
 		if err != nil {
@@ -498,6 +533,9 @@ func (p *peer) readLoop(cn *conn, r *wire.Reader) {
 		delete(cn.pending, f.ID)
 		p.mu.Unlock()
 		if cl != nil {
+			if isChange(cl.req) {
+				p.ctr.ack.Observe(time.Since(cl.sent))
+			}
 			cl.finish(m, nil)
 		}
 	}

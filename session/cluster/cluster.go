@@ -133,6 +133,7 @@ type Store struct {
 	addrs   map[string]string // member name → replication address
 
 	ready     atomic.Bool
+	events    memberEvents // membership changes seen, by kind
 	closeOnce sync.Once
 	closeErr  error
 	stopLoops context.CancelFunc // ends the discovery loop
@@ -380,6 +381,9 @@ func isLoopback(addr string) bool {
 // onEvent follows membership: it updates the replication addresses and
 // the ready set the placement uses.
 func (s *Store) onEvent(ev membership.Event) {
+	if ev.Kind >= membership.EventJoin && ev.Kind <= membership.EventDead {
+		s.events[ev.Kind].Add(1)
+	}
 	switch ev.Kind {
 	case membership.EventDead:
 		s.log.Warn("cluster: member dead", slog.String("member", ev.Member.Name))
