@@ -99,7 +99,7 @@ type HealthConfig struct {
 }
 
 // MemberConfig is one member: its route and URL, as `--member
-// ROUTE=URL[,weight=N][,standby][,disabled][,drain]` gives them.
+// ROUTE=URL[,weight=N][,standby][,disabled][,drain][,lbset=N]` gives them.
 type MemberConfig struct {
 	// Route is the member's name in session ids ("<base>.<route>"),
 	// 1-64 characters of [A-Za-z0-9_-].
@@ -116,7 +116,14 @@ type MemberConfig struct {
 	// Disabled members get no requests at all; Draining members only the
 	// sticky requests of their own sessions.
 	Disabled, Draining bool
+	// LBSet is the member's tier, Apache's lbset, 0 to 99: the members
+	// of a tier get requests only when no member of a lower one is
+	// usable. 0 is the first tier.
+	LBSet int
 }
+
+// MaxLBSet is the highest lbset, as in Apache.
+const MaxLBSet = 99
 
 // DefaultConfig returns a new Config with the defaults: Apache's for
 // stickiness, retry and method, HAProxy's for the health checks' rise and
@@ -141,8 +148,8 @@ func DefaultConfig() Config {
 }
 
 // ParseMember parses a member spec: ROUTE=URL followed by comma-separated
-// options: weight=N, standby, disabled, drain. Its errors say what is
-// wrong without repeating spec.
+// options: weight=N, standby, disabled, drain, lbset=N. Its errors say
+// what is wrong without repeating spec.
 func ParseMember(spec string) (MemberConfig, error) {
 	route, rest, ok := strings.Cut(spec, "=")
 	if !ok {
@@ -164,8 +171,14 @@ func ParseMember(spec string) (MemberConfig, error) {
 			mc.Disabled = true
 		case opt == "drain":
 			mc.Draining = true
+		case k == "lbset" && hasValue:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > MaxLBSet {
+				return MemberConfig{}, fmt.Errorf("lbset %q: want a tier from 0 to %d", v, MaxLBSet)
+			}
+			mc.LBSet = n
 		default:
-			return MemberConfig{}, fmt.Errorf("unknown option %q: want weight=N, standby, disabled or drain", opt)
+			return MemberConfig{}, fmt.Errorf("unknown option %q: want weight=N, standby, disabled, drain or lbset=N", opt)
 		}
 	}
 	if _, err := mc.check(); err != nil {
@@ -185,6 +198,9 @@ func (mc MemberConfig) check() (*url.URL, error) {
 	}
 	if mc.Weight != 0 && (mc.Weight < 1 || mc.Weight > 100 || math.IsNaN(mc.Weight)) {
 		return nil, fmt.Errorf("weight %v: want 1 to 100", mc.Weight)
+	}
+	if mc.LBSet < 0 || mc.LBSet > MaxLBSet {
+		return nil, fmt.Errorf("lbset %d: want a tier from 0 to %d", mc.LBSet, MaxLBSet)
 	}
 	return u, nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,7 @@ type balancerFlags struct {
 
 	cfg     balancer.Config // the settings that flags fill in directly
 	cluster *balancerCluster
+	file    balancerFile // --config FILE, and what reloading it needs (balancer_config.go)
 	// clusterCfg is the cluster to follow, when cluster.enabled().
 	clusterCfg balancer.ClusterConfig
 }
@@ -55,6 +57,9 @@ type balancerFlags struct {
 func defineBalancerFlags(fs *flag.FlagSet) *balancerFlags {
 	f := &balancerFlags{cfg: balancer.DefaultConfig()}
 	c := &f.cfg
+	fs.StringVar(&f.file.path, "config", "",
+		"read the settings from TOML `FILE` (docs/balancer.example.toml lists its keys); flags given\n"+
+			"on the command line override its values; SIGHUP re-reads it")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8000",
 		"serve clients on `ADDR` (host:port): HTTP/1.1 and h2c, or HTTPS with HTTP/2 given --tls-cert;\n"+
 			"port 0 picks a free port, which the \"balancer listening\" log line tells")
@@ -62,7 +67,7 @@ func defineBalancerFlags(fs *flag.FlagSet) *balancerFlags {
 		"add a member: `ROUTE=URL[,OPTION...]`, repeated for each (at least one);\n"+
 			"ROUTE is the node's name, the suffix of its session ids; URL is http://host:port[/path];\n"+
 			"OPTIONs: weight=N (Apache's loadfactor, 1-100, default 1), standby (used only when no other\n"+
-			"member is usable), disabled, drain (only the requests of its own sessions)",
+			"member is usable), disabled, drain (only the requests of its own sessions), lbset=N (tier, 0-99)",
 		func(s string) error { f.members = append(f.members, s); return nil })
 	fs.StringVar(&c.Sticky, "sticky", c.Sticky,
 		"find the session id in cookie and URL parameter `NAMES` (\"COOKIE|param\", or one name for both);\n"+
@@ -118,11 +123,11 @@ func (f *balancerFlags) config() (balancer.Config, error) {
 		return cfg, err
 	}
 	cfg.FromCluster = f.cluster.enabled()
-	if len(f.members) == 0 && !cfg.FromCluster {
+	if len(f.members) == 0 && len(f.file.members) == 0 && !cfg.FromCluster {
 		return cfg, errors.New("--member is required (at least one, such as --member n1=http://127.0.0.1:8081), " +
 			"or --cluster-join to follow a shoal cluster")
 	}
-	cfg.Members = nil
+	cfg.Members = slices.Clone(f.file.members) // none when --member is given
 	for _, spec := range f.members {
 		mc, err := balancer.ParseMember(spec)
 		if err != nil {
@@ -172,7 +177,7 @@ func runBalancer(ctx context.Context, inv *invocation) error {
 	if err := inv.noArgs(fs); err != nil {
 		return err
 	}
-	cfg, err := f.config()
+	cfg, err := f.configure(fs)
 	if err != nil {
 		return inv.usageErr("%w", err)
 	}
@@ -217,6 +222,7 @@ func serveBalancer(ctx context.Context, f *balancerFlags, cfg balancer.Config, l
 			return err
 		}
 	}
+	defer f.reloadOnSIGHUP(b, cfg, log)()
 	srv := balancer.NewServer(b, log)
 	srv.TLSConfig = tlsConfig
 	served := make(chan error, 1)
