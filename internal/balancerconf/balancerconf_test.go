@@ -165,6 +165,8 @@ func TestParseErrors(t *testing.T) {
 		{"health fall", "health-fall = 0\n", []string{"b.toml:1: health-fall 0: want 1 or more"}},
 		{"listen", "listen = \"8000\"\n", []string{`b.toml:1: listen "8000": want host:port`}},
 		{"tls half", "tls-cert = \"c.pem\"\n", []string{"b.toml:1: tls-cert needs tls-key"}},
+		{"tls type", "tls-cert = 1\ntls-key = \"k.pem\"\n", []string{"b.toml:1: tls-cert: want a string"}},
+		{"tls empty", "tls-cert = \"\"\ntls-key = \"k.pem\"\n", []string{"b.toml:1: tls-cert is empty"}},
 		{"admin open", "admin-listen = \"0.0.0.0:8001\"\n", []string{"b.toml:1: admin-listen 0.0.0.0:8001 is not a loopback address"}},
 		{"admin token alone", "admin-token-file = \"t\"\n", []string{"b.toml:1: admin-token-file goes with admin-listen"}},
 		{"log level", "log-level = \"loud\"\n", []string{`b.toml:1: log-level "loud": want debug, info, warn or error`}},

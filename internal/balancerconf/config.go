@@ -166,11 +166,14 @@ func (c *Config) read(t *table) {
 	if t.str("listen", &c.Listen) {
 		checkHostPort(t, "listen", c.Listen)
 	}
-	hasCert, hasKey := t.str("tls-cert", &c.TLSCert), t.str("tls-key", &c.TLSKey)
+	okCert, okKey := t.str("tls-cert", &c.TLSCert), t.str("tls-key", &c.TLSKey)
+	// A key of the wrong type has its error already: pair them by
+	// presence.
+	hasCert, hasKey := t.has("tls-cert"), t.has("tls-key")
 	switch {
-	case hasCert && c.TLSCert == "":
+	case okCert && c.TLSCert == "":
 		t.errorf("tls-cert", "tls-cert is empty")
-	case hasKey && c.TLSKey == "":
+	case okKey && c.TLSKey == "":
 		t.errorf("tls-key", "tls-key is empty")
 	case hasCert && !hasKey:
 		t.errorf("tls-cert", "tls-cert needs tls-key")
@@ -362,8 +365,9 @@ func (c *Config) readCluster(t *table) {
 	if !t.has(follow) {
 		follow = "cluster-discover"
 	}
+	// By presence, as above: a bad cluster-join has its error already.
 	switch {
-	case !cc.Enabled():
+	case !t.has("cluster-join") && !t.has("cluster-discover"):
 		for _, k := range []string{"cluster-key-file", "insecure-cluster"} {
 			if t.has(k) && (k != "insecure-cluster" || cc.Insecure) {
 				t.errorf(k, "%s needs cluster-join or cluster-discover", k)
