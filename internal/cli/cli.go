@@ -1,6 +1,6 @@
 // Package cli implements the shoal command: its subcommands (demo, node,
-// balancer, version, help, and later doctor), their flags and their help
-// texts. cmd/shoal only calls Run.
+// balancer, doctor, version, help), their flags and their help texts.
+// cmd/shoal only calls Run.
 //
 // Flags are parsed with the standard library's flag package, one
 // flag.NewFlagSet(name, flag.ContinueOnError) per command, so that Run
@@ -53,7 +53,7 @@ type command struct {
 }
 
 // commands is shoal's table of subcommands, in the order `shoal help`
-// lists them. Add new commands (doctor) here, one file each. (It is a
+// lists them. Add new commands here, one file each. (It is a
 // function rather than a variable because help's run reads the table:
 // a variable would be an initialization cycle.)
 func commands() []command {
@@ -83,6 +83,15 @@ func commands() []command {
 				"shoal balancer --member n1=http://10.0.0.5:8080,weight=2 --member n2=http://10.0.0.6:8080 --member spare=http://10.0.0.7:8080,standby\n" +
 				"shoal balancer --member n1=http://127.0.0.1:8081 --member n2=http://127.0.0.1:8082 --method hash --hash-key header:X-User --failonstatus 503",
 			run: runBalancer,
+		},
+		{
+			name:    "doctor",
+			summary: "check a running cluster and balancer, and say what is wrong and what to do",
+			args:    "[--balancer URL --admin-token-file FILE] [--node URL ...] [flags]",
+			example: "shoal doctor --node http://127.0.0.1:8081\n" +
+				"shoal doctor --balancer http://127.0.0.1:8001 --admin-token-file admin.token --node 10.0.0.5:8080,10.0.0.6:8080\n" +
+				"shoal doctor --node http://127.0.0.1:8081 --json",
+			run: runDoctor,
 		},
 		{
 			name:    "version",
