@@ -259,7 +259,11 @@ const (
 
 // loadTarget is a node the load sends requests to.
 type loadTarget struct {
-	n        *node
+	n *node
+	// balancer says n is a balancer in front of the nodes: any node may
+	// answer, and a request it retried elsewhere after the first node
+	// counted it shows as a count one higher (counted in retriedCounted).
+	balancer bool
 	gone     atomic.Bool  // set just before the test signals it: errors talking to it are expected
 	requests atomic.Int64 // requests sent to it
 	goneErrs atomic.Int64 // requests that got no response after it was signalled
@@ -296,10 +300,19 @@ type loadRun struct {
 
 	requests atomic.Int64
 	rebinds  atomic.Int64
+	// retriedCounted counts responses one count ahead through a balancer:
+	// a request that a killed node counted (and replicated) before it
+	// died, sent again by the balancer to another node.
+	retriedCounted atomic.Int64
 	skipped  atomic.Int64 // counts that included an unanswered request's write
 	failures atomic.Int64
 	exMu     sync.Mutex // protects examples
 	examples []string
+
+	// tolerate reports failed requests without failing the test (the
+	// static balancer's figure, which only cluster-aware mode must bring
+	// to zero).
+	tolerate bool
 
 	stop     chan struct{}
 	haltOnce sync.Once
@@ -487,8 +500,14 @@ func (r *loadRun) step(s *loadSession) {
 		r.fail(s, tg, "user %q (count %d, session %s), want %q: session lost", c.User, c.Count, c.Session, s.user)
 		return
 	}
+	served := tg.n.name
+	if tg.balancer {
+		served = c.Node
+	}
 	switch want := s.count + 1; {
 	case c.Count == want:
+	case tg.balancer && c.Count == want+1:
+		r.retriedCounted.Add(1)
 	case c.Count > want && c.Count <= want+s.unacked:
 		// A request to the signalled node counted but its response was lost.
 		r.skipped.Add(1)
@@ -505,16 +524,16 @@ func (r *loadRun) step(s *loadSession) {
 		r.fail(s, tg, "%v", err)
 	case ck != nil:
 		id, err := session.ParseID(ck.Value)
-		if err != nil || id.Base != s.base || id.Route != tg.n.name || ck.Value == s.id {
+		if err != nil || id.Base != s.base || id.Route != served || ck.Value == s.id {
 			r.fail(s, tg, "Set-Cookie JSESSIONID=%s (%v), want %s.%s: the same session rebound to the node that served it",
-				ck.Value, err, s.base, tg.n.name)
+				ck.Value, err, s.base, served)
 			break
 		}
 		s.id = ck.Value
 		r.rebinds.Add(1)
 	}
-	if c.Session != s.id || c.Node != tg.n.name {
-		r.fail(s, tg, "body says node %q session %q, want node %q session %q", c.Node, c.Session, tg.n.name, s.id)
+	if c.Session != s.id || c.Node != served {
+		r.fail(s, tg, "body says node %q session %q, want node %q session %q", c.Node, c.Session, served, s.id)
 	}
 	s.count = c.Count // go on from what the cluster says, to report each fault once
 	s.unacked = 0
@@ -581,10 +600,10 @@ func (r *loadRun) finish() {
 	}
 	r.mu.Unlock()
 	t.Logf("load: %d sessions, %d requests in %v (%.0f/s), %d successful; per node: %s; unanswered requests to signalled nodes: %d [%s]; "+
-		"counts that included an unanswered request: %d; rebinds: %d; failures: %d",
+		"counts that included an unanswered request: %d; counts one ahead (retried by the balancer after they counted): %d; rebinds: %d; failures: %d",
 		len(r.sessions), r.requests.Load(), elapsed.Round(time.Millisecond), float64(r.requests.Load())/elapsed.Seconds(), ok,
-		strings.Join(per, ", "), goneErrs, strings.Join(gone, ", "), r.skipped.Load(), r.rebinds.Load(), r.failures.Load())
-	if n := r.failures.Load(); n > 0 {
+		strings.Join(per, ", "), goneErrs, strings.Join(gone, ", "), r.skipped.Load(), r.retriedCounted.Load(), r.rebinds.Load(), r.failures.Load())
+	if n := r.failures.Load(); n > 0 && !r.tolerate {
 		var logs strings.Builder
 		r.mu.Lock()
 		for _, tg := range r.targets {
