@@ -304,10 +304,10 @@ type loadRun struct {
 	// a request that a killed node counted (and replicated) before it
 	// died, sent again by the balancer to another node.
 	retriedCounted atomic.Int64
-	skipped  atomic.Int64 // counts that included an unanswered request's write
-	failures atomic.Int64
-	exMu     sync.Mutex // protects examples
-	examples []string
+	skipped        atomic.Int64 // counts that included an unanswered request's write
+	failures       atomic.Int64
+	exMu           sync.Mutex // protects examples
+	examples       []string
 
 	// tolerate reports failed requests without failing the test (the
 	// static balancer's figure, which only cluster-aware mode must bring
