@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -59,29 +60,84 @@ func newConnPool(u *url.URL) *connPool {
 // backendConn is one connection to a member.
 type backendConn struct {
 	c      net.Conn
-	br     *bufio.Reader
+	rd     hreader
 	bw     *bufio.Writer
 	pool   *connPool
 	reused bool // it served a request before this one
+	// idleSince is when it was last put back (nanotime).
+	idleSince int64
 }
+
+// staleCheckAfter is how long a connection may stay idle before its
+// reuse checks that the member did not close it meanwhile: a peek, one
+// system call, which a busy pool does not pay.
+const staleCheckAfter = time.Second
+
+// alive reports whether the member has neither closed the idle
+// connection nor sent anything on it (a peek that does not block).
+func (bc *backendConn) alive() bool {
+	if bc.rd.buffered() > 0 {
+		return false
+	}
+	sc, ok := bc.c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+		return true // never wait
+	})
+	return err == nil && alive
+}
+
+// nanotime is a monotonic clock in ns.
+func nanotime() int64 { return int64(time.Since(processStart)) }
+
+var processStart = time.Now()
 
 // get returns a connection to the member: an idle one, or a new one
 // dialled within connectTimeout (0: no bound), waiting for one to be
 // released if maxConnsPerMember are open. Dial errors are returned as
 // they are (a *net.OpError with Op "dial"), so that failover knows
 // nothing was sent.
-func (p *connPool) get(ctx context.Context, connectTimeout time.Duration) (*backendConn, error) {
+//
+// With fresh, it never reuses an idle connection: for a request whose
+// reused connection turned out to be closed by the member.
+func (p *connPool) get(ctx context.Context, connectTimeout time.Duration, fresh bool) (*backendConn, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil, errPoolClosed
 	}
-	if n := len(p.idle); n > 0 {
+	for !fresh && len(p.idle) > 0 {
+		n := len(p.idle)
 		bc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
+		idle := time.Duration(nanotime() - bc.idleSince)
+		if idle < staleCheckAfter {
+			p.mu.Unlock()
+			return bc, nil
+		}
+		// Idle for a while: the member may have closed it (its own idle
+		// timeout, or a restart). Check without the lock.
 		p.mu.Unlock()
-		return bc, nil
+		if idle < idleConnTimeout && bc.alive() {
+			return bc, nil
+		}
+		p.discard(bc)
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, errPoolClosed
+		}
 	}
 	if p.open < maxConnsPerMember {
 		p.open++
@@ -149,7 +205,7 @@ func (p *connPool) dial(ctx context.Context, timeout time.Duration) (*backendCon
 	}
 	return &backendConn{
 		c:    c,
-		br:   bufio.NewReaderSize(c, backendBufSize),
+		rd:   hreader{c: c, buf: make([]byte, backendBufSize)},
 		bw:   bufio.NewWriterSize(c, backendBufSize),
 		pool: p,
 	}, nil
@@ -159,6 +215,7 @@ func (p *connPool) dial(ctx context.Context, timeout time.Duration) (*backendCon
 // read to the end) for reuse.
 func (p *connPool) put(bc *backendConn) {
 	bc.reused = true
+	bc.idleSince = nanotime()
 	p.mu.Lock()
 	if p.closed {
 		p.open--

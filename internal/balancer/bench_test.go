@@ -1,7 +1,9 @@
 package balancer
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -54,8 +56,20 @@ func BenchmarkProxy(b *testing.B) {
 		{"httputil-bufferpool", pooled, ""}, // the same copy buffer pool as the balancer's
 		{"balancer", bal, ""},
 		{"balancer-sticky", bal, "JSESSIONID=0123456789abcdefghijklmnopqrstuv.n1"},
+		{"frontend", nil, ""}, // the fast path
+		{"frontend-sticky", nil, "JSESSIONID=0123456789abcdefghijklmnopqrstuv.n1"},
 	} {
-		front := httptest.NewServer(tc.handler)
+		var front *httptest.Server
+		if tc.handler == nil {
+			front = httptest.NewUnstartedServer(nil)
+			fe := NewFrontend(bal, nil)
+			go fe.Serve(front.Listener)
+			front.URL = "http://" + front.Listener.Addr().String()
+			front.Config.Handler = http.NotFoundHandler()
+			defer fe.Close()
+		} else {
+			front = httptest.NewServer(tc.handler)
+		}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxIdleConnsPerMember}}
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -84,6 +98,87 @@ func BenchmarkProxy(b *testing.B) {
 			})
 		})
 		client.CloseIdleConnections()
-		front.Close()
+		if tc.handler != nil {
+			front.Close()
+		}
+	}
+}
+
+// BenchmarkFastPath measures the fast path alone: a raw TCP client sends
+// a keep-alive GET and reads the reply, through a Frontend, to a raw
+// member that answers a fixed 100-byte response, so that almost all the
+// time and every allocation is the proxy's (allocs/op should be 0).
+func BenchmarkFastPath(b *testing.B) {
+	const body = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+	resp := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Node: n1\r\nContent-Length: 100\r\n\r\n" + body
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, resp); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	for _, tc := range []struct{ name, cookie string }{{"rr", ""}, {"sticky", "Cookie: JSESSIONID=0123456789abcdefghijklmnopqrstuv.n1\r\n"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.Health.Path = ""
+			cfg.Members = []MemberConfig{{Route: "n1", URL: "http://" + ln.Addr().String()}, {Route: "n2", URL: "http://" + ln.Addr().String()}}
+			bal, err := New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bal.Close()
+			fln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			fe := NewFrontend(bal, nil)
+			go fe.Serve(fln)
+			defer fe.Close()
+			req := "GET /counter HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: bench\r\nAccept: */*\r\n" + tc.cookie + "\r\n"
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				c, err := net.Dial("tcp", fln.Addr().String())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for pb.Next() {
+					if _, err := io.WriteString(c, req); err != nil {
+						b.Error(err)
+						return
+					}
+					got := 0
+					for got < len(resp) {
+						n, err := c.Read(buf)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						got += n
+					}
+				}
+			})
+		})
 	}
 }

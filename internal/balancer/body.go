@@ -46,6 +46,13 @@ func newReplayBody(src io.Reader, size int64, keep int, max int64) *replayBody {
 	return rb
 }
 
+// done reports whether the body was read to its end.
+func (rb *replayBody) done() bool {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return rb.err == io.EOF
+}
+
 // replayable reports whether the body can still be sent from the start.
 func (rb *replayBody) replayable() bool { return !rb.overflowed.Load() }
 

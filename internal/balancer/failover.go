@@ -82,7 +82,7 @@ func (b *Balancer) modifyResponse(res *http.Response) error {
 	if a == nil || res.StatusCode < 0 || res.StatusCode >= len(a.s.failOn) || !a.s.failOn[res.StatusCode] {
 		return nil
 	}
-	b.markError(a.s, a.member, fmt.Sprintf("answered %d (failonstatus)", res.StatusCode))
+	b.markFailed(a.s, a.member, fmt.Sprintf("answered %d (failonstatus)", res.StatusCode), failStatus)
 	if a.canRetry && b.hasCandidate(a) {
 		a.failStatus = res.StatusCode
 		return errFailOnStatus
@@ -125,7 +125,7 @@ func (b *Balancer) failedOver(w http.ResponseWriter, r *http.Request, a *attempt
 		return false
 	}
 	notSent := isDialError(a.rtErr)
-	b.markError(a.s, a.member, a.rtErr.Error())
+	b.markFailed(a.s, a.member, a.rtErr.Error(), failReasonOf(a.rtErr))
 	if (notSent || idempotent) && (body == nil || body.replayable()) {
 		return true
 	}
@@ -137,13 +137,9 @@ func (b *Balancer) failedOver(w http.ResponseWriter, r *http.Request, a *attempt
 	return false
 }
 
-// markError puts m in error for Retry, logging it once per failure.
-func (b *Balancer) markError(s *settings, m *Member, reason string) {
-	b.markFailed(s, m, reason, failRequest)
-}
-
-// markFailed is markError for a failure whose cause is known. It also
-// closes the member's idle fast-path connections: they would fail too.
+// markFailed puts m in error for Retry, logging it once per failure,
+// and counts the failure under why. It also closes the member's idle
+// fast-path connections: they would fail too.
 func (b *Balancer) markFailed(s *settings, m *Member, reason string, why failReason) {
 	now := time.Now()
 	if m.markFailed(now.UnixNano(), s.cfg.Retry, reason, why) {

@@ -101,13 +101,31 @@ func (l *logBuffer) lines(substrs ...string) []string {
 	return out
 }
 
-// testBalancer is a Balancer in front of test backends, served over
-// HTTP/1.1 on loopback.
+// testBalancer is a Balancer in front of test backends, served on
+// loopback by a Frontend (the fast path, and net/http for the rest), or
+// by an httptest.Server over Balancer.ServeHTTP alone while
+// viaHandler is set.
 type testBalancer struct {
 	*Balancer
-	front *httptest.Server
-	log   *logBuffer
+	front    *testFront
+	frontend *Frontend // nil via the handler
+	log      *logBuffer
 }
+
+// testFront is where a test balancer listens.
+type testFront struct {
+	URL   string
+	Addr  string
+	close func()
+}
+
+func (f *testFront) Close() { f.close() }
+
+// viaHandler makes startBalancer serve with an httptest.Server over
+// Balancer.ServeHTTP instead of a Frontend. TestViaHandler sets it to
+// run the proxy tests over the net/http path too; tests do not run in
+// parallel.
+var viaHandler bool
 
 // testConfig returns DefaultConfig without health checks, with the given
 // member specs.
@@ -133,7 +151,26 @@ func startBalancer(t *testing.T, cfg Config) *testBalancer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &testBalancer{Balancer: b, front: httptest.NewServer(b), log: lb}
+	tb := &testBalancer{Balancer: b, log: lb}
+	if viaHandler {
+		srv := httptest.NewServer(b)
+		tb.front = &testFront{URL: srv.URL, Addr: srv.Listener.Addr().String(), close: srv.Close}
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb.frontend = NewFrontend(b, cfg.Logger)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			tb.frontend.Serve(ln)
+		}()
+		tb.front = &testFront{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), close: func() {
+			tb.frontend.Close()
+			<-served
+		}}
+	}
 	t.Cleanup(func() {
 		tb.front.Close()
 		b.Close()

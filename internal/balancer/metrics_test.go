@@ -171,7 +171,7 @@ func TestCollectorOfBalancer(t *testing.T) {
 	if got := value(t, mfs, "shoal_balancer_member_state", "member=n2", "state=error"); got != 1 {
 		t.Errorf("n2 state error = %v, want 1", got)
 	}
-	if got := value(t, mfs, "shoal_balancer_errors_total", "member=n2", "reason=request"); got != 1 {
+	if got := value(t, mfs, "shoal_balancer_errors_total", "member=n2", "reason=connect"); got != 1 {
 		t.Errorf("n2 errors = %v, want 1", got)
 	}
 	if mfs["shoal_balancer_owner_routes_total"] == nil {

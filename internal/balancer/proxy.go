@@ -59,6 +59,7 @@ type settings struct {
 	selector    Selector
 	counter     stickyCounter // the selector's, or nil
 	hash        *Hash         // the selector if it is a Hash: the fast path feeds it keys
+	opts        headOpts      // what the fast path's parser extracts
 	failOn      [600]bool     // by status code: FailOnStatus
 	maxAttempts int
 	transport   *http.Transport // the net/http path's transport to members
@@ -78,6 +79,11 @@ func (b *Balancer) newSettings(cfg Config, prev *settings) *settings {
 	}
 	s.counter, _ = s.selector.(stickyCounter)
 	s.hash, _ = s.selector.(*Hash)
+	s.opts.cookie = s.sticky.cookie
+	if s.hash != nil {
+		s.opts.hashHeader = strings.ToLower(s.hash.header)
+		s.opts.hashCookie = s.hash.cookie
+	}
 	for _, code := range cfg.FailOnStatus {
 		s.failOn[code] = true
 	}

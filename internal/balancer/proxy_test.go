@@ -628,3 +628,35 @@ func TestCloseIdempotent(t *testing.T) {
 	b.Close()
 	b.Close()
 }
+
+// TestViaHandler runs the proxy tests over Balancer.ServeHTTP behind a
+// plain net/http server (the path HTTP/2 and upgrades take), as the
+// other tests run them through a Frontend's fast path.
+func TestViaHandler(t *testing.T) {
+	viaHandler = true
+	t.Cleanup(func() { viaHandler = false })
+	for _, tt := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"Sticky", TestProxySticky},
+		{"StickyOff", TestProxyStickyOff},
+		{"DoesNotTouchSessionCookie", TestProxyDoesNotTouchSessionCookie},
+		{"ForwardedHeaders", TestProxyForwardedHeaders},
+		{"FailoverDeadMember", TestFailoverDeadMember},
+		{"FailoverPostOnDialError", TestFailoverPostOnDialError},
+		{"FailOnStatus", TestFailOnStatus},
+		{"FailoverResponseHeaderTimeout", TestFailoverResponseHeaderTimeout},
+		{"Standby", TestStandby},
+		{"NoMemberAvailable", TestNoMemberAvailable},
+		{"RetryAndForceRecovery", TestRetryAndForceRecovery},
+		{"BodyLimit", TestBodyLimit},
+		{"StreamingResponse", TestStreamingResponse},
+		{"InFlightReturnsToZero", TestInFlightReturnsToZero},
+		{"CollectorOfBalancer", TestCollectorOfBalancer},
+		{"ReloadMembers", TestReloadMembers},
+		{"ReloadUnderLoad", TestReloadUnderLoad},
+	} {
+		t.Run(tt.name, tt.test)
+	}
+}

@@ -223,7 +223,7 @@ func serveBalancer(ctx context.Context, f *balancerFlags, cfg balancer.Config, l
 		}
 	}
 	defer f.reloadOnSIGHUP(b, cfg, log)()
-	srv := balancer.NewServer(b, log)
+	srv := balancer.NewFrontend(b, log)
 	srv.TLSConfig = tlsConfig
 	served := make(chan error, 1)
 	go func() {

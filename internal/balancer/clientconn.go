@@ -1,0 +1,908 @@
+package balancer
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// States of a client connection, for Shutdown.
+const (
+	connActive int32 = iota // serving a request
+	connIdle                // waiting for one
+	connClosed              // closed by Shutdown while idle
+)
+
+// clientConn is one client connection on the fast path.
+type clientConn struct {
+	f     *Frontend
+	c     net.Conn
+	rd    hreader
+	state atomic.Int32
+	https bool
+	tls   *tls.ConnectionState
+	ip    string // the client's address, for X-Forwarded-For
+	h     reqHead
+	rh    respHead
+	// headCopy holds the request head when the connection's buffer is
+	// needed for its body.
+	headCopy []byte
+}
+
+// run serves the connection until it closes, or hands it to net/http.
+func (cc *clientConn) run(tlsCfg *tls.Config) {
+	f := cc.f
+	handedOff := false
+	defer func() {
+		f.track(cc, false)
+		f.wg.Done()
+	}()
+	if ta, ok := cc.c.RemoteAddr().(*net.TCPAddr); ok {
+		cc.ip = ta.IP.String()
+	} else if host, _, err := net.SplitHostPort(cc.c.RemoteAddr().String()); err == nil {
+		cc.ip = host
+	}
+	if tlsCfg != nil {
+		tc := tls.Server(cc.c, tlsCfg)
+		tc.SetDeadline(time.Now().Add(readHeaderTimeout))
+		if err := tc.Handshake(); err != nil {
+			cc.c.Close()
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		st := tc.ConnectionState()
+		if st.NegotiatedProtocol == "h2" {
+			f.hand.handoff(tc) // net/http sees the *tls.Conn itself
+			return
+		}
+		cc.c, cc.https, cc.tls = tc, true, &st
+	}
+	bp := clientBufPool.Get().(*[]byte)
+	cc.rd = hreader{c: cc.c, buf: *bp}
+	cc.rd.slowHead = func() { cc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout)) }
+	defer func() {
+		if !handedOff {
+			cc.c.Close()
+		}
+		if len(cc.rd.buf) == clientBufSize {
+			*bp = cc.rd.buf
+			clientBufPool.Put(bp)
+		}
+		cc.rd = hreader{}
+	}()
+	for {
+		if cc.rd.buffered() == 0 {
+			cc.state.Store(connIdle)
+			if f.closing.Load() {
+				return
+			}
+			cc.rd.setDeadline(idleTimeout)
+		}
+		head, err := cc.rd.readHead(maxHeadBytes)
+		if err != nil {
+			switch {
+			case errors.Is(err, errBadRequest):
+				cc.writeError(400, "bad request")
+			case errors.Is(err, errHeadTooLarge):
+				cc.writeError(431, "request header fields too large")
+			}
+			return
+		}
+		if !cc.state.CompareAndSwap(connIdle, connActive) && cc.state.Load() != connActive {
+			return // closed by Shutdown
+		}
+		s := f.b.cur.Load()
+		if err := parseRequestHead(head, &s.opts, &cc.h); err != nil {
+			switch err {
+			case errHeadTooLarge:
+				cc.writeError(431, "request header fields too large")
+			case errUnsupportedTE:
+				cc.writeError(501, "unsupported transfer-encoding")
+			case errBadVersion:
+				cc.writeError(505, "HTTP version not supported")
+			default:
+				cc.writeError(400, "bad request")
+			}
+			return
+		}
+		if cc.h.handoff {
+			cc.c.SetReadDeadline(time.Time{})
+			pre := make([]byte, len(head)+cc.rd.buffered())
+			copy(pre, head)
+			copy(pre[len(head):], cc.rd.buf[cc.rd.r:cc.rd.w])
+			handedOff = true
+			f.hand.handoff(&handedConn{Conn: cc.c, pre: pre, tls: cc.tls})
+			return
+		}
+		if !cc.serveRequest(s) || f.closing.Load() {
+			return
+		}
+		cc.rd.shrink(clientBufSize)
+	}
+}
+
+// writeError answers a request the fast path refuses, and closes the
+// connection so that the client still reads the answer: its sending side
+// first, then, after what the client was still sending is read and
+// dropped (closing with unread bytes would reset the connection and could
+// destroy the answer), the rest.
+func (cc *clientConn) writeError(code int, text string) {
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(cc.c)
+	writePlainTo(w, code, text, true)
+	err := w.Flush()
+	w.Reset(nil)
+	writerPool.Put(w)
+	if err != nil {
+		return
+	}
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := cc.c.(closeWriter); ok && cw.CloseWrite() == nil {
+		cc.c.SetReadDeadline(time.Now().Add(lingerTimeout))
+		io.CopyN(io.Discard, cc.c, lingerBytes)
+	}
+}
+
+// How long, and how much, writeError reads of what a refused client
+// still sends.
+const (
+	lingerTimeout = 500 * time.Millisecond
+	lingerBytes   = 256 << 10
+)
+
+// writePlainTo writes a plain-text response, as writePlain does on the
+// net/http path.
+func writePlainTo(w *bufio.Writer, code int, text string, close bool) {
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(code))
+	w.WriteByte(' ')
+	w.WriteString(statusText(code))
+	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ")
+	w.WriteString(strconv.Itoa(len(text) + 1))
+	if close {
+		w.WriteString("\r\nConnection: close")
+	}
+	w.WriteString("\r\n\r\n")
+	w.WriteString(text)
+	w.WriteByte('\n')
+}
+
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 413:
+		return "Request Entity Too Large"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Error"
+}
+
+// bstr returns b as a string without copying: for lookups and parsing
+// while b's bytes do not change (the request's head, during its request).
+func bstr(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// outcome is how one attempt on a member ended.
+type outcome uint8
+
+const (
+	outDone   outcome = iota // a response was sent (or the client is gone): the request is over
+	outRetry                 // the attempt failed and the request may go to another member
+	outClosed                // the request is over and the client connection must close
+)
+
+// serveRequest serves the request in cc.h, failing over as the package
+// doc says. It reports whether the connection may serve another request.
+func (cc *clientConn) serveRequest(s *settings) bool {
+	b := cc.f.b
+	h := &cc.h
+	if s.cfg.MaxBodyBytes > 0 && h.contentLength > s.cfg.MaxBodyBytes {
+		cc.writeError(413, "request body too large")
+		return false
+	}
+	var inline []byte
+	var body *replayBody
+	if h.chunked || h.contentLength > 0 {
+		cc.c.SetReadDeadline(time.Time{}) // bodies may stream
+		if !h.chunked && int64(cc.rd.buffered()) >= h.contentLength {
+			inline = cc.rd.buf[cc.rd.r : cc.rd.r+int(h.contentLength)]
+			cc.rd.r += int(h.contentLength)
+		} else {
+			// The buffer will be refilled by the body: keep the head apart.
+			cc.headCopy = append(cc.headCopy[:0], h.raw...)
+			h.raw = cc.headCopy
+			var src io.Reader
+			if h.chunked {
+				src = &chunkedReader{rd: &cc.rd}
+			} else {
+				src = &clientBodyReader{rd: &cc.rd, left: h.contentLength}
+			}
+			body = newReplayBody(src, h.contentLength, s.cfg.RetryBodyBytes, s.cfg.MaxBodyBytes)
+		}
+	}
+	now := time.Now().UnixNano()
+	b.forceRecovery(s, now)
+	var sid string
+	if s.sticky.enabled() {
+		sid = cc.sessionID(s)
+	}
+	base, route := splitID(sid)
+	var key string
+	if s.hash != nil {
+		key = bstr(h.hashKey.of(h.raw))
+	}
+	idempotent := h.idempotencyKey || idempotentMethod(h.method.of(h.raw))
+
+	var triedBuf [4]*Member
+	tried := triedBuf[:0]
+	for {
+		m := b.pick(s, nil, key, base, route, tried, now)
+		if m == nil {
+			return cc.noMember(s, route, len(tried), body)
+		}
+		canRetry := idempotent && len(tried)+1 < b.attempts(s) && (body == nil || body.replayable())
+		switch cc.try(s, m, inline, body, idempotent, canRetry, tried) {
+		case outDone:
+			return !h.close && (body == nil || body.done())
+		case outClosed:
+			return false
+		}
+		tried = append(tried, m)
+		if len(tried) >= b.attempts(s) {
+			return cc.noMember(s, route, len(tried), body)
+		}
+		b.retries.Add(1)
+		now = time.Now().UnixNano()
+	}
+}
+
+// sessionID returns the request's session id, as sticky.sessionID does:
+// the path parameter, the query parameter, the cookie. The string shares
+// the head's bytes.
+func (cc *clientConn) sessionID(s *settings) string {
+	h := &cc.h
+	target := bstr(h.target.of(h.raw))
+	path, query := target, ""
+	for i := 0; i < len(target); i++ {
+		if target[i] == '?' {
+			path, query = target[:i], target[i+1:]
+			break
+		}
+	}
+	if v := pathParam(path, s.sticky.param); v != "" {
+		return v
+	}
+	if v := queryParam(query, s.sticky.param); v != "" {
+		return v
+	}
+	return bstr(h.sessionCookie.of(h.raw))
+}
+
+func idempotentMethod(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// noMember answers 503 when no member can take the request.
+func (cc *clientConn) noMember(s *settings, route string, tried int, body *replayBody) bool {
+	h := &cc.h
+	cc.f.b.log.Error("no member available", slog.String("method", string(h.method.of(h.raw))),
+		slog.String("host", string(h.host.of(h.raw))), slog.String("route", string([]byte(route))), slog.Int("tried", tried))
+	keep := !h.close && (body == nil || body.done())
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(cc.c)
+	writePlainTo(w, 503, "no member available", !keep)
+	err := w.Flush()
+	w.Reset(nil)
+	writerPool.Put(w)
+	return keep && err == nil
+}
+
+// try sends the request to m once (or twice, when a reused connection
+// turns out to have been closed by the member) and, if the member
+// answers, streams its response to the client.
+func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBody, idempotent, canRetry bool, tried []*Member) outcome {
+	b := cc.f.b
+	m.inFlight.Add(1)
+	counted := true
+	defer func() {
+		if counted {
+			m.inFlight.Add(-1)
+		}
+	}()
+	start := time.Now()
+	pool := m.target().pool
+	for fresh := false; ; fresh = true {
+		bc, err := pool.get(bgCtx, s.cfg.ConnectTimeout, fresh)
+		if err != nil {
+			if errors.Is(err, errPoolClosed) || errors.Is(err, errPoolBusy) {
+				if body == nil || body.replayable() {
+					return outRetry // not the member's failure, and nothing was sent
+				}
+				return cc.fail(503, body)
+			}
+			why := failConnect
+			if isTimeoutErr(err) {
+				why = failTimeout
+			}
+			b.markFailed(s, m, err.Error(), why)
+			if body == nil || body.replayable() {
+				return outRetry // nothing was sent: any request may go elsewhere
+			}
+			return cc.fail(502, body)
+		}
+		var br *bodyReader
+		if body != nil {
+			if br = body.reader(); br == nil { // a failed attempt read more than could be kept
+				pool.discard(bc)
+				return cc.fail(502, body)
+			}
+		}
+		if err := cc.writeRequest(bc, pool.prefix, inline, br); err != nil {
+			pool.discard(bc)
+			var ce *clientError
+			switch {
+			case errors.As(err, &ce) && (errors.Is(err, errBadRequest) || errors.Is(err, errHeadTooLarge)):
+				cc.writeError(400, "bad request") // a malformed chunked body
+				return outClosed
+			case errors.As(err, &ce) || errors.Is(err, errBodyReplaced):
+				return outClosed // the client went away mid-body: nobody to answer
+			case errors.Is(err, errBodyTooLarge):
+				cc.writeError(413, "request body too large")
+				return outClosed
+			case bc.reused && !fresh && (body == nil || body.replayable()):
+				continue // a keep-alive connection the member had closed: nothing reached it
+			}
+			b.markFailed(s, m, err.Error(), failTransport)
+			if canRetry && (body == nil || body.replayable()) {
+				return outRetry
+			}
+			return cc.fail(502, body)
+		}
+		if s.cfg.ResponseHeaderTimeout > 0 {
+			bc.rd.setDeadline(s.cfg.ResponseHeaderTimeout)
+		}
+		err = cc.readResponseHead(bc)
+		if err != nil {
+			pool.discard(bc)
+			if bc.reused && !fresh && isConnDropped(err) && idempotent && (body == nil || body.replayable()) {
+				continue // closed by the member while idle, most likely: try a new connection
+			}
+			why := failTransport
+			if isTimeoutErr(err) {
+				why = failTimeout
+			}
+			b.markFailed(s, m, fmt.Sprintf("%s: %v", m.route, err), why)
+			if canRetry && (body == nil || body.replayable()) {
+				return outRetry
+			}
+			if why == failTimeout {
+				return cc.fail(504, body)
+			}
+			return cc.fail(502, body)
+		}
+		if s.cfg.ResponseHeaderTimeout > 0 {
+			bc.c.SetReadDeadline(time.Time{})
+		}
+		now := time.Now()
+		m.lat.observe(now.UnixNano(), now.Sub(start))
+		status := cc.rh.status
+		if status < len(s.failOn) && s.failOn[status] {
+			b.markFailed(s, m, fmt.Sprintf("answered %d (failonstatus)", status), failStatus)
+			if canRetry && b.hasCandidate(&attempt{member: m, tried: tried}) {
+				pool.discard(bc)
+				return outRetry
+			}
+		}
+		if m.clearError(time.Now().UnixNano()) { // it answered
+			b.log.Info("member usable again", slog.String("member", m.route))
+		}
+		counted = false // writeResponse ends it when the member's part is over
+		out := cc.writeResponse(bc, pool, m)
+		m.observeResponse(status, time.Since(start))
+		return out
+	}
+}
+
+var bgCtx = context.Background()
+
+// isConnDropped reports whether err says the connection was closed or
+// reset before any response byte came.
+func isConnDropped(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// fail answers the client with code after a failed attempt.
+func (cc *clientConn) fail(code int, body *replayBody) outcome {
+	keep := !cc.h.close && (body == nil || body.done())
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(cc.c)
+	writePlainTo(w, code, statusBody(code), !keep)
+	err := w.Flush()
+	w.Reset(nil)
+	writerPool.Put(w)
+	if !keep || err != nil {
+		return outClosed
+	}
+	return outDone
+}
+
+func statusBody(code int) string {
+	switch code {
+	case 502:
+		return "bad gateway"
+	case 503:
+		return "no member available"
+	case 504:
+		return "gateway timeout"
+	}
+	return "error"
+}
+
+// clientError is an error reading the client's request body.
+type clientError struct{ err error }
+
+func (e *clientError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientError) Unwrap() error { return e.err }
+
+// writeRequest writes the request head, rewritten for the member, and
+// its body (inline, or read from br) to bc.
+func (cc *clientConn) writeRequest(bc *backendConn, prefix string, inline []byte, br *bodyReader) error {
+	w := bc.bw
+	writeRequestHead(w, &cc.h, prefix, cc.ip, cc.https)
+	if inline != nil {
+		w.Write(inline)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if br == nil {
+		return nil
+	}
+	return cc.copyBody(bc, br)
+}
+
+// writeRequestHead writes the head of h as the member gets it: the path
+// under prefix, the client's fields but the hop-by-hop ones and those
+// the balancer sets (X-Forwarded-For, -Host, -Proto, Forwarded), and
+// the framing of the body as the balancer sends it.
+func writeRequestHead(w *bufio.Writer, h *reqHead, prefix, ip string, https bool) {
+	raw := h.raw
+	w.Write(h.method.of(raw))
+	w.WriteByte(' ')
+	w.WriteString(prefix)
+	w.Write(h.target.of(raw))
+	w.WriteString(" HTTP/1.1\r\n")
+	_, off, _ := cutCRLF(raw, 0)
+	for {
+		f, next, _ := cutCRLF(raw, off)
+		if f.empty() {
+			break
+		}
+		off = next
+		line := f.of(raw)
+		colon := 0
+		for line[colon] != ':' {
+			colon++
+		}
+		name := line[:colon]
+		if hopByHop(fieldKind(name)) || (h.nConn > 0 && h.listedInConnection(name)) {
+			continue
+		}
+		w.Write(line)
+		w.WriteString("\r\n")
+	}
+	w.WriteString("X-Forwarded-For: ")
+	w.WriteString(ip)
+	w.WriteString("\r\nX-Forwarded-Host: ")
+	w.Write(h.host.of(raw))
+	if https {
+		w.WriteString("\r\nX-Forwarded-Proto: https\r\n")
+	} else {
+		w.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+	}
+	if h.teTrailers {
+		w.WriteString("Te: trailers\r\n")
+	}
+	switch {
+	case h.chunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	case h.contentLength >= 0:
+		writeContentLength(w, h.contentLength)
+		w.WriteString("\r\n")
+	default:
+		w.WriteString("\r\n")
+	}
+}
+
+// copyBody streams a request body to the member: as it comes, flushed at
+// every read, so that a client that streams is not held up; chunked if
+// the client sent it chunked.
+func (cc *clientConn) copyBody(bc *backendConn, br *bodyReader) error {
+	bp := copyBufferPool.Get().(*[32 << 10]byte)
+	defer copyBufferPool.Put(bp)
+	buf := bp[:]
+	w := bc.bw
+	for {
+		n, err := br.Read(buf)
+		if n > 0 {
+			if cc.h.chunked {
+				writeChunkHeader(w, int64(n))
+			}
+			w.Write(buf[:n])
+			if cc.h.chunked {
+				w.WriteString("\r\n")
+			}
+			if ferr := w.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if cc.h.chunked {
+		w.WriteString("0\r\n\r\n")
+		return w.Flush()
+	}
+	return nil
+}
+
+func writeChunkHeader(w *bufio.Writer, n int64) {
+	w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 16)) // no allocation: the buffer's own bytes
+	w.WriteString("\r\n")
+}
+
+// writeContentLength writes a Content-Length field.
+func writeContentLength(w *bufio.Writer, n int64) {
+	w.WriteString("Content-Length: ")
+	w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 10))
+	w.WriteString("\r\n")
+}
+
+// readResponseHead reads the member's response head into cc.rh, skipping
+// interim (1xx) responses.
+func (cc *clientConn) readResponseHead(bc *backendConn) error {
+	for {
+		head, err := bc.rd.readHead(maxResponseHeadBytes)
+		if err != nil {
+			if errors.Is(err, errBadRequest) || errors.Is(err, errHeadTooLarge) {
+				return errBadResponse
+			}
+			return err
+		}
+		if err := parseResponseHead(head, &cc.rh); err != nil {
+			return err
+		}
+		switch {
+		case cc.rh.status == 101:
+			return errBadResponse // no upgrade was asked for
+		case cc.rh.status < 200:
+			continue
+		}
+		return nil
+	}
+}
+
+// writeResponse streams the member's response (head in cc.rh) to the
+// client, and puts bc back in its pool if it can serve another request.
+func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member) outcome {
+	rh := &cc.rh
+	raw := rh.raw
+	h := &cc.h
+	noBody := rh.status == 204 || rh.status == 304 || string(h.method.of(h.raw)) == "HEAD"
+	closeDelimited := !noBody && !rh.chunked && rh.contentLength < 0
+	keepClient := !h.close && !cc.f.closing.Load()
+	reuse := !rh.close && !closeDelimited
+
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(cc.c)
+	defer func() {
+		w.Reset(nil)
+		writerPool.Put(w)
+	}()
+	w.WriteString("HTTP/1.1")
+	w.Write(rh.statusLine.of(raw)[8:])
+	w.WriteString("\r\n")
+	_, off, _ := cutCRLF(raw, 0)
+	for {
+		f, next, _ := cutCRLF(raw, off)
+		if f.empty() {
+			break
+		}
+		off = next
+		line := f.of(raw)
+		colon := 0
+		for line[colon] != ':' {
+			colon++
+		}
+		name := line[:colon]
+		k := fieldKind(name)
+		if k == fieldTrailer && rh.chunked && !noBody {
+			k = fieldOther // announces the trailers passed on below
+		}
+		if hopByHop(k) || (rh.nConn > 0 && rh.listedInConnection(name)) {
+			continue
+		}
+		w.Write(line)
+		w.WriteString("\r\n")
+	}
+	switch {
+	case noBody:
+		if rh.contentLength >= 0 {
+			writeContentLength(w, rh.contentLength)
+		}
+	case rh.contentLength >= 0:
+		writeContentLength(w, rh.contentLength)
+	default:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if !keepClient {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+
+	var err error
+	var clientErr bool
+	switch {
+	case noBody:
+	case rh.contentLength >= 0:
+		err, clientErr = copyN(w, &bc.rd, rh.contentLength)
+	case rh.chunked:
+		err, clientErr = copyChunked(w, &bc.rd)
+	default:
+		err, clientErr = copyUntilEOF(w, &bc.rd)
+	}
+	// The member's part is over: its request leaves the in-flight count
+	// before the client sees the end of the response.
+	m.inFlight.Add(-1)
+	if err == nil {
+		if ferr := w.Flush(); ferr != nil {
+			err, clientErr = ferr, true
+		}
+	}
+	if err != nil {
+		pool.discard(bc)
+		if !clientErr {
+			cc.f.b.log.Debug("member failed during the response", slog.Any("err", err))
+		}
+		return outClosed // the response started: the client's connection is cut
+	}
+	if reuse {
+		bc.rd.shrink(backendBufSize)
+		pool.put(bc)
+	} else {
+		pool.discard(bc)
+	}
+	if !keepClient {
+		return outClosed
+	}
+	return outDone
+}
+
+// copyN copies n bytes of a response body, flushing whenever the member
+// has nothing more buffered. It tells errors of the client (writes) from
+// the member's (reads).
+func copyN(w *bufio.Writer, rd *hreader, n int64) (error, bool) {
+	for n > 0 {
+		if rd.buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return err, true
+			}
+		}
+		b, err := rd.next(n)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err, false
+		}
+		n -= int64(len(b))
+		if _, err := w.Write(b); err != nil {
+			return err, true
+		}
+	}
+	return nil, false
+}
+
+// copyUntilEOF copies a body that ends when the member closes, as chunks.
+func copyUntilEOF(w *bufio.Writer, rd *hreader) (error, bool) {
+	for {
+		if rd.buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return err, true
+			}
+		}
+		b, err := rd.next(1 << 62)
+		if err == io.EOF {
+			w.WriteString("0\r\n\r\n")
+			return nil, false
+		}
+		if err != nil {
+			return err, false
+		}
+		writeChunkHeader(w, int64(len(b)))
+		w.Write(b)
+		if _, err := w.WriteString("\r\n"); err != nil {
+			return err, true
+		}
+	}
+}
+
+// copyChunked copies a chunked body, re-framed (chunk extensions
+// dropped), and its trailer fields.
+func copyChunked(w *bufio.Writer, rd *hreader) (error, bool) {
+	for {
+		if rd.buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return err, true
+			}
+		}
+		line, err := rd.readLine(4 << 10)
+		if err != nil {
+			return err, false
+		}
+		n, ok := parseChunkSize(line)
+		if !ok {
+			return errBadResponse, false
+		}
+		if n == 0 {
+			break
+		}
+		writeChunkHeader(w, n)
+		if err, ce := copyN(w, rd, n); err != nil {
+			return err, ce
+		}
+		if line, err := rd.readLine(2); err != nil || len(line) != 0 {
+			return errBadResponse, false
+		}
+		if _, err := w.WriteString("\r\n"); err != nil {
+			return err, true
+		}
+	}
+	w.WriteString("0\r\n")
+	for nTrailers := 0; ; nTrailers++ {
+		line, err := rd.readLine(maxHeadBytes)
+		if err != nil {
+			return err, false
+		}
+		if len(line) == 0 {
+			break
+		}
+		if nTrailers == maxHeaderFields {
+			return errBadResponse, false
+		}
+		if _, _, err := splitField(line, span{0, int32(len(line))}); err != nil {
+			return errBadResponse, false
+		}
+		w.Write(line)
+		w.WriteString("\r\n")
+	}
+	_, err := w.WriteString("\r\n")
+	return err, err != nil
+}
+
+// clientBodyReader reads a request body of known length from the client.
+type clientBodyReader struct {
+	rd   *hreader
+	left int64
+}
+
+func (r *clientBodyReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.rd.Read(p)
+	r.left -= int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, &clientError{err}
+	}
+	if r.left == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// chunkedReader decodes a chunked request body from the client, strictly;
+// trailer fields are checked and dropped.
+type chunkedReader struct {
+	rd    *hreader
+	left  int64 // of the current chunk
+	state uint8 // 0: at a chunk-size line; 1: in a chunk; 2: done
+}
+
+func (r *chunkedReader) Read(p []byte) (int, error) {
+	for {
+		switch r.state {
+		case 2:
+			return 0, io.EOF
+		case 0:
+			line, err := r.rd.readLine(4 << 10)
+			if err != nil {
+				return 0, &clientError{err}
+			}
+			n, ok := parseChunkSize(line)
+			if !ok {
+				return 0, &clientError{errBadRequest}
+			}
+			if n == 0 {
+				for i := 0; ; i++ {
+					line, err := r.rd.readLine(maxHeadBytes)
+					if err != nil {
+						return 0, &clientError{err}
+					}
+					if len(line) == 0 {
+						break
+					}
+					if i == maxHeaderFields {
+						return 0, &clientError{errHeadTooLarge}
+					}
+					if _, _, err := splitField(line, span{0, int32(len(line))}); err != nil {
+						return 0, &clientError{errBadRequest}
+					}
+				}
+				r.state = 2
+				return 0, io.EOF
+			}
+			r.left, r.state = n, 1
+		case 1:
+			if int64(len(p)) > r.left {
+				p = p[:r.left]
+			}
+			n, err := r.rd.Read(p)
+			r.left -= int64(n)
+			if err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return n, &clientError{err}
+			}
+			if r.left == 0 {
+				if line, err := r.rd.readLine(2); err != nil || len(line) != 0 {
+					return n, &clientError{errBadRequest}
+				}
+				r.state = 0
+			}
+			return n, nil
+		}
+	}
+}

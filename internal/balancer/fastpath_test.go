@@ -1,0 +1,561 @@
+package balancer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// recordingBackend is a member whose server records every byte it read
+// from the balancer, and counts its connections and requests.
+type recordingBackend struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	raw   bytes.Buffer
+	conns atomic.Int64
+	reqs  atomic.Int64
+}
+
+type recordingListener struct {
+	net.Listener
+	rb *recordingBackend
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.rb.conns.Add(1)
+		c = &recordingConn{Conn: c, rb: l.rb}
+	}
+	return c, err
+}
+
+type recordingConn struct {
+	net.Conn
+	rb *recordingBackend
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.rb.mu.Lock()
+	c.rb.raw.Write(p[:n])
+	c.rb.mu.Unlock()
+	return n, err
+}
+
+// newRecordingBackend starts a member that answers with h, or by default
+// 200 with the request body's length and SHA-256 in headers.
+func newRecordingBackend(t *testing.T, h http.HandlerFunc, setup ...func(*http.Server)) *recordingBackend {
+	t.Helper()
+	rb := &recordingBackend{}
+	if h == nil {
+		h = func(w http.ResponseWriter, r *http.Request) {
+			sum := sha256.New()
+			n, _ := io.Copy(sum, r.Body)
+			w.Header().Set("X-Body-Len", fmt.Sprint(n))
+			w.Header().Set("X-Body-Sum", fmt.Sprintf("%x", sum.Sum(nil)))
+			w.Header().Set("X-TE", strings.Join(r.TransferEncoding, ","))
+			w.Header().Set("X-CL", strings.Join(r.Header["Content-Length"], "|"))
+			io.WriteString(w, "ok "+r.URL.Path)
+		}
+	}
+	rb.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rb.reqs.Add(1)
+		h(w, r)
+	}))
+	rb.srv.Listener = recordingListener{Listener: rb.srv.Listener, rb: rb}
+	for _, f := range setup {
+		f(rb.srv.Config)
+	}
+	rb.srv.Start()
+	t.Cleanup(rb.srv.Close)
+	return rb
+}
+
+func (rb *recordingBackend) received() string {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return rb.raw.String()
+}
+
+// rawExchange sends raw to the balancer on a new connection and returns
+// everything it answers until it closes the connection or 2 s pass.
+func rawExchange(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(c)
+	return string(got)
+}
+
+// statusOf returns the status code of the first response in s, or 0.
+func statusOf(s string) int {
+	var code int
+	if _, err := fmt.Sscanf(s, "HTTP/1.1 %d", &code); err != nil {
+		return 0
+	}
+	return code
+}
+
+// TestSmuggling sends requests that parsers disagree on. Each must be
+// refused (nothing reaches the member) or normalised (the member gets
+// one unambiguous request), never forwarded as it came.
+func TestSmuggling(t *testing.T) {
+	const smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	big := strings.Repeat("a", 70<<10)
+	many := strings.Repeat("X-A: 1\r\n", 200)
+	tests := []struct {
+		name string
+		raw  string
+		code int // the balancer's answer to the first request
+		// normalised cases: what the member must have received (all
+		// of want, none of not); refused cases: nothing.
+		want, not []string
+	}{
+		{"CL and TE", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 400, nil, nil},
+		{"TE and CL", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n" + smuggled, 400, nil, nil},
+		{"two different CL", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello" + smuggled, 400, nil, nil},
+		{"CL list", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello", 400, nil, nil},
+		{"CL with sign", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello", 400, nil, nil},
+		{"CL hex", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5\r\n\r\nhello", 400, nil, nil},
+		{"CL empty", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n", 400, nil, nil},
+		{"two equal CL", "POST /eq HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 200,
+			[]string{"POST /eq HTTP/1.1\r\n", "\r\nContent-Length: 5\r\n\r\nhello"}, []string{"Content-Length: 5\r\nContent-Length"}},
+		{"TE chunked, identity", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", 501, nil, nil},
+		{"TE gzip, chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, nil, nil},
+		{"TE twice", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501, nil, nil},
+		{"TE xchunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 501, nil, nil},
+		{"TE space before colon", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\nhello", 400, nil, nil},
+		{"TE obs-fold", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 400, nil, nil},
+		{"TE in any case, tab", "POST /te HTTP/1.1\r\nHost: x\r\ntransfer-encoding:\tChunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\n\r\n", 200,
+			[]string{"POST /te HTTP/1.1\r\n", "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"}, []string{"ext=1", "Chunked"}},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n b\r\n\r\n", 400, nil, nil},
+		{"bare LF request line", "GET / HTTP/1.1\nHost: x\r\n\r\n", 400, nil, nil},
+		{"bare LF header", "GET / HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", 400, nil, nil},
+		{"bare LF only", "GET / HTTP/1.1\nHost: x\n\n", 400, nil, nil},
+		{"bare CR", "GET / HTTP/1.1\r\nHost: x\rX-A: 1\r\n\r\n", 400, nil, nil},
+		{"duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, nil, nil},
+		{"no Host", "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", 400, nil, nil},
+		{"Host with space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, nil, nil},
+		{"oversized header", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n", 431, nil, nil},
+		{"too many fields", "GET / HTTP/1.1\r\nHost: x\r\n" + many + "\r\n", 431, nil, nil},
+		{"NUL in value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400, nil, nil},
+		{"space in name", "GET / HTTP/1.1\r\nHost: x\r\nX A: 1\r\n\r\n", 400, nil, nil},
+		{"no colon", "GET / HTTP/1.1\r\nHost: x\r\nX-A\r\n\r\n", 400, nil, nil},
+		{"space in target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400, nil, nil},
+		{"two spaces", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400, nil, nil},
+		{"bad version", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505, nil, nil},
+		{"no version", "GET /\r\nHost: x\r\n\r\n", 400, nil, nil},
+		{"bad chunk size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400, nil,
+			[]string{"zz", "hello"}},
+		{"chunk size overflow", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n", 400, nil,
+			[]string{"hello"}},
+		{"chunk without CRLF", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400, nil,
+			[]string{"hello\r\n0"}},
+		{"hop-by-hop and forwarded fields", "GET /h HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\n" +
+			"Proxy-Connection: x\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nTE: trailers, deflate\r\n\r\n", 200,
+			[]string{"GET /h HTTP/1.1\r\n", "X-Forwarded-For: 127.0.0.1\r\n", "Te: trailers\r\n"},
+			[]string{"X-Secret", "Keep-Alive", "Proxy-Connection", "6.6.6.6", "deflate", "Connection:"}},
+		{"CL body, then a second request", "POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200,
+			[]string{"POST /one HTTP/1.1\r\n", "Content-Length: 5\r\n\r\nhelloGET /two HTTP/1.1\r\n"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := newRecordingBackend(t, nil)
+			tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+			got := rawExchange(t, tb.front.Addr, tt.raw)
+			if code := statusOf(got); code != tt.code {
+				t.Fatalf("answer %d, want %d:\n%.300s", code, tt.code, got)
+			}
+			rec := be.received()
+			if tt.code >= 400 {
+				if tt.not == nil && rec != "" {
+					t.Fatalf("refused, yet the member received:\n%q", rec)
+				}
+				if !strings.Contains(got, "Connection: close") {
+					t.Errorf("refused without closing the connection:\n%s", got)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(rec, w) {
+					t.Errorf("the member did not receive %q; it received:\n%q", w, rec)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(rec, n) {
+					t.Errorf("the member received %q:\n%q", n, rec)
+				}
+			}
+			if strings.Contains(rec, "/smuggled") {
+				t.Errorf("a smuggled request reached the member:\n%q", rec)
+			}
+		})
+	}
+}
+
+func TestFastPathKeepAliveAndPipelining(t *testing.T) {
+	be := newRecordingBackend(t, nil)
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	c, err := net.Dial("tcp", tb.front.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	// Sequential keep-alive requests: one member connection serves all.
+	for i := range 20 {
+		fmt.Fprintf(c, "GET /seq%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if string(body) != fmt.Sprintf("ok /seq%d", i) {
+			t.Fatalf("request %d: %q", i, body)
+		}
+	}
+	if n := be.conns.Load(); n != 1 {
+		t.Errorf("20 sequential requests used %d member connections, want 1 (kept alive)", n)
+	}
+	// Pipelined: three requests in one write, answered in order.
+	io.WriteString(c, "GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"POST /p2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"+
+		"HEAD /p3 HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /p4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	for _, want := range []struct {
+		method, body, bodyLen string
+	}{{"GET", "ok /p1", "0"}, {"POST", "ok /p2", "3"}, {"HEAD", "", "0"}, {"GET", "ok /p4", "0"}} {
+		res, err := http.ReadResponse(br, &http.Request{Method: want.method})
+		if err != nil {
+			t.Fatalf("%s: %v", want.method, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if string(body) != want.body || res.Header.Get("X-Body-Len") != want.bodyLen {
+			t.Errorf("%s: got %q (body len %s), want %q", want.method, body, res.Header.Get("X-Body-Len"), want.body)
+		}
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after Connection: close: %v, want EOF", err)
+	}
+}
+
+func TestFastPathChunkedBothWays(t *testing.T) {
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Sum")
+		w.WriteHeader(200)
+		for _, part := range bytes.SplitAfter(body, []byte(" ")) {
+			w.Write(part)
+			http.NewResponseController(w).Flush() // one chunk each
+		}
+		w.Header().Set("X-Sum", fmt.Sprint(len(body)))
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	got := rawExchange(t, tb.front.Addr, "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"+
+		"6\r\nhello \r\n6;name=v\r\nchunk \r\n5\r\nworld\r\n0\r\nX-Client-Trailer: dropped\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), nil)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, got)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if string(body) != "hello chunk world" || res.Trailer.Get("X-Sum") != "17" {
+		t.Errorf("got %q, trailer X-Sum %q; want the body back and 17", body, res.Trailer.Get("X-Sum"))
+	}
+	if len(res.TransferEncoding) != 1 || res.TransferEncoding[0] != "chunked" {
+		t.Errorf("response Transfer-Encoding %v, want chunked", res.TransferEncoding)
+	}
+	if rec := be.received(); strings.Contains(rec, "X-Client-Trailer") || !strings.Contains(rec, "Transfer-Encoding: chunked\r\n") {
+		t.Errorf("member received:\n%q", rec)
+	}
+}
+
+func TestFastPathNoBodyResponses(t *testing.T) {
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(204)
+		case "/304":
+			w.Header().Set("ETag", `"x"`)
+			w.WriteHeader(304)
+		default:
+			w.Header().Set("Content-Length", "11")
+			io.WriteString(w, "hello world")
+		}
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	c, err := net.Dial("tcp", tb.front.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		cl           string
+	}{{"HEAD", "/", 200, "11"}, {"GET", "/204", 204, ""}, {"GET", "/304", 304, ""}, {"GET", "/", 200, "11"}} {
+		fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: x\r\n\r\n", tc.method, tc.path)
+		res, err := http.ReadResponse(br, &http.Request{Method: tc.method})
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != tc.code || res.Header.Get("Content-Length") != tc.cl {
+			t.Errorf("%s %s: %d Content-Length %q, want %d %q", tc.method, tc.path, res.StatusCode, res.Header.Get("Content-Length"), tc.code, tc.cl)
+		}
+		if tc.method == "GET" && tc.code == 200 && string(body) != "hello world" {
+			t.Errorf("GET after HEAD/204/304: body %q: the framing slipped", body)
+		}
+	}
+}
+
+func TestFastPathLargeBodies(t *testing.T) {
+	const size = 8 << 20
+	payload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	sum := fmt.Sprintf("%x", sha256.Sum256(payload))
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "GET" {
+			w.Write(payload) // no Content-Length: chunked from net/http
+			return
+		}
+		h := sha256.New()
+		n, _ := io.Copy(h, r.Body)
+		w.Header().Set("X-Body-Len", fmt.Sprint(n))
+		w.Header().Set("X-Body-Sum", fmt.Sprintf("%x", h.Sum(nil)))
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = bytes.NewReader(payload)
+		if chunked {
+			body = io.MultiReader(body) // unknown length: the client sends it chunked
+		}
+		r := tb.do(t, "PUT", "/up", body)
+		if r.code != 200 || r.header.Get("X-Body-Len") != fmt.Sprint(size) || r.header.Get("X-Body-Sum") != sum {
+			t.Errorf("upload (chunked %v): %d, member read %s bytes", chunked, r.code, r.header.Get("X-Body-Len"))
+		}
+	}
+	r := tb.get(t, "/down")
+	if r.code != 200 || fmt.Sprintf("%x", sha256.Sum256([]byte(r.body))) != sum {
+		t.Errorf("download: %d, %d bytes", r.code, len(r.body))
+	}
+}
+
+func TestFastPathFailover(t *testing.T) {
+	t.Run("refused, then the next member", func(t *testing.T) {
+		n2 := newBackend(t, "n2")
+		tb := startBalancer(t, testConfig(t, "n1="+deadURL(t), n2.member()))
+		for range 3 {
+			if r := tb.do(t, "POST", "/", strings.NewReader("form=1")); r.code != 200 || r.body != "n2" || r.header.Get("X-Body") != "form=1" {
+				t.Fatalf("got %d %q body %q, want 200 from n2 with the body", r.code, r.body, r.header.Get("X-Body"))
+			}
+		}
+		if st := tb.member("n1").Status(); st.State != StateError {
+			t.Errorf("n1 %s, want error", st.State)
+		}
+	})
+	// A member that reads the request, then drops the connection.
+	dropper := func(be *backend) {
+		be.handle(func(w http.ResponseWriter, r *http.Request) {
+			io.ReadAll(r.Body)
+			panic(http.ErrAbortHandler)
+		})
+	}
+	t.Run("POST whose body was sent is not replayed", func(t *testing.T) {
+		n1, n2 := newBackend(t, "n1"), newBackend(t, "n2")
+		dropper(n1)
+		tb := startBalancer(t, testConfig(t, n1.member(), n2.member()))
+		r := tb.do(t, "POST", "/", strings.NewReader("pay=100"), "Cookie: JSESSIONID=a.n1")
+		if r.code != 502 || n2.hits.Load() != 0 {
+			t.Errorf("got %d, n2 hit %d times; want 502 and n2 never asked", r.code, n2.hits.Load())
+		}
+		if n1.hits.Load() != 1 {
+			t.Errorf("n1 got the POST %d times, want once", n1.hits.Load())
+		}
+	})
+	t.Run("GET is sent again", func(t *testing.T) {
+		n1, n2 := newBackend(t, "n1"), newBackend(t, "n2")
+		dropper(n1)
+		tb := startBalancer(t, testConfig(t, n1.member(), n2.member()))
+		if r := tb.get(t, "/", "Cookie: JSESSIONID=a.n1"); r.code != 200 || r.body != "n2" {
+			t.Errorf("got %d %q, want 200 from n2", r.code, r.body)
+		}
+	})
+	t.Run("stale keep-alive connection", func(t *testing.T) {
+		// The member closes idle connections at once: each request finds
+		// its pooled connection closed, and must not fail nor mark the
+		// member in error.
+		be := newRecordingBackend(t, nil, func(s *http.Server) { s.IdleTimeout = time.Millisecond })
+		tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+		for i := range 5 {
+			if r := tb.get(t, "/"); r.code != 200 {
+				t.Fatalf("request %d: %d", i, r.code)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if st := tb.member("n1").Status(); st.State != StateOK {
+			t.Errorf("n1 %s (%s), want ok", st.State, st.Reason)
+		}
+	})
+}
+
+func TestFastPathClientDisconnects(t *testing.T) {
+	gotBody := make(chan error, 1)
+	release := make(chan struct{})
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			_, err := io.ReadAll(r.Body)
+			gotBody <- err
+			return
+		}
+		w.Header().Set("Content-Length", "1000000")
+		w.Write(make([]byte, 1000))
+		http.NewResponseController(w).Flush()
+		<-release
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	m := tb.member("n1")
+
+	// Mid-body: the member sees its request cut, not completed.
+	c, err := net.Dial("tcp", tb.front.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 50000))
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-gotBody:
+		if err == nil {
+			t.Error("the member read a whole body the client never sent")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the member's request was not cut when the client went away")
+	}
+	waitFor(t, "in flight back to 0 after the client left mid-body", func() bool { return m.InFlight() == 0 })
+
+	// Mid-response.
+	c, err = net.Dial("tcp", tb.front.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	buf := make([]byte, 500)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	close(release)
+	waitFor(t, "in flight back to 0 after the client left mid-response", func() bool { return m.InFlight() == 0 })
+	if st := m.Status(); st.State != StateOK {
+		t.Errorf("n1 %s (%s): a client leaving is not the member's fault", st.State, st.Reason)
+	}
+	if r := tb.do(t, "POST", "/", strings.NewReader("x")); r.code != 200 {
+		t.Errorf("after the disconnects: %d", r.code)
+	}
+}
+
+func TestFastPathHandsOff(t *testing.T) {
+	n1 := newBackend(t, "n1")
+	tb := startBalancer(t, testConfig(t, n1.member()))
+	for _, tc := range []struct{ name, raw string }{
+		{"HTTP/1.0", "GET / HTTP/1.0\r\n\r\n"},
+		{"Expect", "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"},
+		{"absolute form", "GET http://x/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"},
+		{"after a fast-path request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.0\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := rawExchange(t, tb.front.Addr, tc.raw)
+			if n := strings.Count(got, " 200 OK\r\n"); n != strings.Count(tc.raw, "GET ")+strings.Count(tc.raw, "POST ") || !strings.HasSuffix(got, "n1") {
+				t.Errorf("got:\n%s", got)
+			}
+		})
+	}
+}
+
+func TestFrontendShutdown(t *testing.T) {
+	n1 := newBackend(t, "n1")
+	started, release := make(chan struct{}), make(chan struct{})
+	n1.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		}
+		io.WriteString(w, "n1")
+	})
+	b, err := New(testConfig(t, n1.member()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := NewFrontend(b, nil)
+	served := make(chan error, 1)
+	go func() { served <- fe.Serve(ln) }()
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	idleBR := bufio.NewReader(idle)
+	res, err := http.ReadResponse(idleBR, nil)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("%v", err)
+	}
+	io.ReadAll(res.Body)
+	slow := make(chan string, 1)
+	go func() {
+		res, err := testClient.Get("http://" + ln.Addr().String() + "/slow")
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		slow <- string(b)
+	}()
+	<-started
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- fe.Shutdown(ctx)
+	}()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idleBR.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection: %v, want closed (EOF)", err)
+	}
+	close(release)
+	if got := <-slow; got != "n1" {
+		t.Errorf("request in flight during shutdown: %q, want n1", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Errorf("Serve: %v, want ErrServerClosed", err)
+	}
+}
