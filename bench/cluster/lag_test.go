@@ -51,19 +51,26 @@ func (s *timedStore) record(on bool) {
 
 // BenchmarkLagUnderLoad: three nodes (the demo app behind the session
 // middleware on real HTTP, replication over TLS, owners 2, sync) under a
-// /counter load of 32 clients spread round robin over the nodes (no
-// stickiness: two thirds of the requests land on a node that is not the
-// session's primary). A prober meanwhile writes /counter on one node and
+// /counter load of 32 clients, each session's requests sent to its own
+// node (sticky) or spread round robin over the nodes (two thirds of them
+// then land on a node that is not the session's primary). A prober meanwhile writes /counter on one node and
 // at once reads it back on another. Reported: commit latency p50/p99
 // (write → applied on every owner), the share of probe reads that missed
 // the write just completed (stale), and the load's requests per second.
 func BenchmarkLagUnderLoad(b *testing.B) {
-	for b.Loop() {
-		lagUnderLoad(b, 5*time.Second)
+	for _, sticky := range []bool{true, false} {
+		b.Run(map[bool]string{true: "sticky", false: "round-robin"}[sticky], func(b *testing.B) {
+			for b.Loop() {
+				lagUnderLoad(b, 5*time.Second, sticky)
+			}
+		})
 	}
 }
 
-func lagUnderLoad(b *testing.B, load time.Duration) {
+// lagUnderLoad runs the load for load; sticky sends each session's
+// requests to the node it logged in on (its primary), as a balancer with
+// sticky routes does, instead of round robin.
+func lagUnderLoad(b *testing.B, load time.Duration, sticky bool) {
 	key := make([]byte, 32)
 	crand.Read(key)
 	var stores []*timedStore
@@ -143,7 +150,11 @@ func lagUnderLoad(b *testing.B, load time.Duration) {
 				default:
 				}
 				k := c + clients*(i%(sessions/clients))
-				if _, err := get(urls[(c+i)%3], cookies[k]); err != nil {
+				to := (c + i) % 3
+				if sticky {
+					to = k % 3 // where it logged in
+				}
+				if _, err := get(urls[to], cookies[k]); err != nil {
 					failed.Add(1)
 				}
 				requests.Add(1)

@@ -17,7 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${OUT:-$HERE/out}
 WRK_ARGS=${WRK_ARGS:--t2 -c32 -d15s}
-CASES=${CASES:-direct-1node balancer-1node sticky-2nodes sticky-2nodes-async rr-2nodes rr-3nodes sticky-3nodes}
+CASES=${CASES:-direct-1node balancer-1node sticky-2nodes sticky-2nodes-async rr-2nodes rr-3nodes sticky-3nodes kill-under-load}
 mkdir -p "$OUT"
 FIG="$OUT/figures-$(date +%Y%m%d-%H%M%S).txt"
 : > "$FIG"
@@ -54,11 +54,12 @@ wait_ready() { # URL
     log "not ready: $1"; return 1
 }
 
-# start_nodes N [cluster=on|off] [replication]
+# start_nodes N [cluster=on|off] [replication] [log level]
 start_nodes() {
-    local n=$1 cluster=${2:-on} repl=${3:-sync} i args
+    local n=$1 cluster=${2:-on} repl=${3:-sync} level=${4:-warn} i args
     for i in $(seq "$n"); do
-        args=(node --name "n$i" --listen "127.0.0.1:$(http_port "$i")" --log-level warn)
+        : > "$OUT/node$i.log"
+        args=(node --name "n$i" --listen "127.0.0.1:$(http_port "$i")" --log-level "$level")
         if [ "$cluster" = on ]; then
             args+=(--cluster-listen "127.0.0.1:$(gossip_port "$i")" --cluster-key-file "$OUT/cluster.key" --replication "$repl")
             [ "$i" -gt 1 ] && args+=(--join "127.0.0.1:$(gossip_port 1)")
@@ -112,6 +113,29 @@ measure() { # NAME URL NODE_PIDS BALANCER_PID
     fig "shoal $name: $s | $l | node CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, balancer=$(( (b1 - b0) * 10000 / ${req:-1} )) us"
 }
 
+# kill_under_load: 3 nodes behind the sticky balancer under the /counter
+# load; n1 is killed (SIGKILL) 5 s into a 15 s run. Reported: when n2 and
+# n3 declared it dead (their log lines' times against the kill's), and
+# what the load saw.
+kill_under_load() {
+    local name=$1 f="$OUT/wrk-$1.txt"
+    start_nodes 3 on sync info
+    start_balancer 3 sticky
+    cookies "http://$BAL" 256 > "$OUT/cookies-$name.txt"
+    COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 wrk -t2 -c32 -d15s --latency -s "$HERE/counter.lua" "http://$BAL" > "$f" 2>&1 &
+    local wrk_pid=$!
+    sleep 5
+    local killed; killed=$(date +%s%3N)
+    kill -KILL "${PIDS[0]}"
+    wait "$wrk_pid" || true
+    local i t detect=""
+    for i in 2 3; do
+        t=$(grep -m1 'msg="member declared dead".* name=n1 ' "$OUT/node$i.log" | sed -n 's/^time=\([^ ]*\).*/\1/p')
+        if [ -n "$t" ]; then detect+="n$i:$(( $(date -d "$t" +%s%3N) - killed ))ms "; else detect+="n$i:never "; fi
+    done
+    fig "shoal $name: n1 killed under load; declared dead after $detect| $(sed -n 's/^WRK-SUMMARY //p' "$f") | $(sed -n 's/^WRK-LUA //p' "$f")"
+}
+
 fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions ($(date -u +%FT%TZ))"
 for c in $CASES; do
     log "case $c"
@@ -123,6 +147,7 @@ for c in $CASES; do
     rr-2nodes)           start_nodes 2; start_balancer 2 rr; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
     rr-3nodes)           start_nodes 3; start_balancer 3 rr; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
     sticky-3nodes)       start_nodes 3; start_balancer 3 sticky; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
+    kill-under-load)     kill_under_load "$c" ;;
     *) log "unknown case $c"; exit 2 ;;
     esac
     stop_all
