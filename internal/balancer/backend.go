@@ -278,6 +278,30 @@ func (p *connPool) closeIdle() {
 	}
 }
 
+// trimIdle closes the idle connections beyond the keep most recently
+// used, and those idle for longer than maxIdle.
+func (p *connPool) trimIdle(keep int, maxIdle time.Duration) {
+	now := nanotime()
+	p.mu.Lock()
+	var drop []*backendConn
+	n := 0
+	for i, bc := range p.idle { // oldest first
+		if len(p.idle)-i > keep || time.Duration(now-bc.idleSince) > maxIdle {
+			drop = append(drop, bc)
+			continue
+		}
+		p.idle[n] = bc
+		n++
+	}
+	clear(p.idle[n:])
+	p.idle = p.idle[:n]
+	p.open -= len(drop)
+	p.mu.Unlock()
+	for _, bc := range drop {
+		bc.c.Close()
+	}
+}
+
 // close closes the idle connections and makes the pool close the busy
 // ones when they are put back; waiters get errPoolClosed.
 func (p *connPool) close() {

@@ -559,3 +559,29 @@ func TestFrontendShutdown(t *testing.T) {
 		t.Errorf("Serve: %v, want ErrServerClosed", err)
 	}
 }
+
+func TestConnPoolTrimIdle(t *testing.T) {
+	p := &connPool{addr: "unused"}
+	var ends []net.Conn
+	for range 5 {
+		a, b := net.Pipe()
+		ends = append(ends, b)
+		p.mu.Lock()
+		p.open++
+		p.mu.Unlock()
+		p.put(&backendConn{c: a, pool: p})
+	}
+	p.trimIdle(2, time.Hour)
+	if n := p.idleCount(); n != 2 || p.open != 2 {
+		t.Fatalf("after trimIdle(2): %d idle, %d open; want 2, 2", n, p.open)
+	}
+	// The oldest were closed: their other ends see EOF.
+	ends[0].SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := ends[0].Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("oldest connection: %v, want closed", err)
+	}
+	p.trimIdle(10, 0) // all idle longer than 0
+	if n := p.idleCount(); n != 0 || p.open != 0 {
+		t.Fatalf("after trimIdle(10, 0): %d idle, %d open; want 0, 0", n, p.open)
+	}
+}

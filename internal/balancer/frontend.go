@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -263,7 +264,19 @@ func (f *Frontend) trimMemory() {
 		case <-t.C:
 		}
 		peak, open := f.peak.Load(), f.open.Load()
-		if peak >= trimAfterConns && open <= peak/16 {
+		burstOver := peak >= trimAfterConns && open <= peak/16
+		keep := maxIdlePerMember
+		if burstOver {
+			keep = idleAfterBurst
+		}
+		for _, m := range f.b.set.Load().list {
+			m.target().pool.trimIdle(keep, idleConnTimeout)
+		}
+		if burstOver {
+			// Two collections: the first moves the pooled buffers of the
+			// closed connections to sync.Pool's victim cache, the second
+			// (FreeOSMemory's) frees them, then the pages go back.
+			runtime.GC()
 			debug.FreeOSMemory()
 			f.peak.Store(open)
 		}
@@ -271,8 +284,12 @@ func (f *Frontend) trimMemory() {
 }
 
 // trimAfterConns is the peak of connections after which trimMemory gives
-// memory back.
-const trimAfterConns = 512
+// memory back; idleAfterBurst is how many idle connections per member
+// it keeps then.
+const (
+	trimAfterConns = 512
+	idleAfterBurst = 64
+)
 
 // handoffListener is the net/http path's listener: the connections the
 // fast path hands over.
