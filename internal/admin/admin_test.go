@@ -460,7 +460,7 @@ func TestMetrics(t *testing.T) {
 		`shoal_balancer_request_duration_seconds_bucket{member="n1",le="0.001"}`,
 		`shoal_balancer_request_duration_seconds_count{member="n2"}`,
 		"# TYPE shoal_balancer_errors_total counter",
-		`shoal_balancer_errors_total{member="dead",reason="request"} 1`,
+		`shoal_balancer_errors_total{member="dead",reason="connect"} 1`, // refused: nothing listens there
 		`shoal_balancer_errors_total{member="n1",reason="connect"} 0`,
 		"# TYPE shoal_balancer_retries_total counter",
 		"shoal_balancer_retries_total ",
