@@ -142,6 +142,19 @@ func TestDoctor(t *testing.T) {
 		wantLine(t, out, `^FAIL  encode failures +values refused since start: 1 \(n2 1\); last on n2: session: cannot put key "callback": value of type demoapp\.Callback, field \.OnChange \(func\(\)\)`)
 	})
 
+	t.Run("no session id in the logs", func(t *testing.T) {
+		// The nodes logged at debug level, probes and all: no line may
+		// carry the session's base (the secret part of its id).
+		for _, n := range nodes {
+			if strings.Contains(n.stderr.String(), s.base) {
+				t.Errorf("%s's log holds the full session id %s", n.name, s.id)
+			}
+		}
+		if strings.Contains(lb.stderr.String(), s.base) {
+			t.Errorf("the balancer's log holds the full session id %s", s.id)
+		}
+	})
+
 	t.Run("partition", func(t *testing.T) {
 		// n5 has the key but no --join: it forms a cluster of its own.
 		n5 := startClusterNode(t, "n5", key, freeGossipAddr(t), "")

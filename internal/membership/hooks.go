@@ -108,9 +108,14 @@ func (h *hooks) NotifyUpdate(n *memberlist.Node) {
 	}
 	m.enqueueLocked(Event{Kind: kind, Member: mem})
 	m.mu.Unlock()
-	if kind == EventJoin {
+	switch {
+	case kind == EventJoin:
 		m.log.Info("member joined", memberAttrs(mem)...)
-	} else {
+	case prev.State != mem.State:
+		// A state change (joining → ready, ready → leaving) is a
+		// membership change operators follow: one line each.
+		m.log.Info("member updated", memberAttrs(mem)...)
+	default:
 		m.log.Debug("member updated", memberAttrs(mem)...)
 	}
 }

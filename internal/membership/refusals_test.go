@@ -31,3 +31,18 @@ func TestLogBridgeRecordsRefusals(t *testing.T) {
 		t.Errorf("second refusal %+v, want one label mismatch from 10.0.0.8", r)
 	}
 }
+
+// TestStateChangeLoggedOnce: a member's state change is one info line on
+// each other member ("member updated"), not a debug line.
+func TestStateChangeLoggedOnce(t *testing.T) {
+	ms := startCluster(t, 2, mustKey(t))
+	if err := ms[0].SetState(StateReady); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "n2 logs n1 ready", func() bool {
+		return ms[1].logs.countLines("level=INFO", `msg="member updated"`, "name=n1", "state=ready") == 1
+	})
+	if n := ms[1].logs.countLines(`msg="member updated"`, "name=n1", "state=ready"); n != 1 {
+		t.Errorf("n2 logged n1 turning ready %d times, want once:\n%s", n, ms[1].logs)
+	}
+}

@@ -384,14 +384,8 @@ func (s *Store) onEvent(ev membership.Event) {
 	if ev.Kind >= membership.EventJoin && ev.Kind <= membership.EventDead {
 		s.events[ev.Kind].Add(1)
 	}
-	switch ev.Kind {
-	case membership.EventDead:
-		s.log.Warn("cluster: member dead", slog.String("member", ev.Member.Name))
-	case membership.EventLeave:
-		s.log.Info("cluster: member left", slog.String("member", ev.Member.Name))
-	case membership.EventJoin:
-		s.log.Info("cluster: member joined", slog.String("member", ev.Member.Name), slog.String("state", ev.Member.State.String()))
-	}
+	// membership logs each change once ("member joined", "member updated",
+	// "member left", "member declared dead"): not again here.
 	s.refresh()
 }
 
