@@ -57,12 +57,22 @@ func TestBalancerUnderLoadKill(t *testing.T) {
 			r.progress(3, "warm-up")
 
 			victim := nodes[0]
+			off := offsets(nodes[1:]...)
 			killed := time.Now()
 			if err := victim.kill(); err != nil {
 				t.Fatalf("kill -9 %s (pid %d): %v", victim.name, victim.pid(), err)
 			}
 			t.Logf("%s (pid %d) killed at +%v", victim.name, victim.pid(), killed.Sub(r.begin).Round(time.Millisecond))
 			r.progress(4, "after the kill")
+			// The survivors rebind its sessions once they have declared
+			// it dead (until then it may only be slow).
+			for _, o := range nodes[1:] {
+				re := deadRE(o.name, victim.name)
+				if !poll(logTimeout, func() bool { return re.MatchString(o.stderr.since(off[o])) }) {
+					t.Fatalf("%s did not declare %s dead within %v of the kill", o.name, victim.name, logTimeout)
+				}
+			}
+			r.progress(2, "after the death was declared")
 			r.finish()
 			if mode == "static" {
 				t.Logf("static member list with health checks: %d failed requests of %d (cluster-aware mode must have none)",
@@ -70,7 +80,7 @@ func TestBalancerUnderLoadKill(t *testing.T) {
 			}
 			for _, s := range r.sessions {
 				if s.route() == victim.name {
-					t.Errorf("session %s still names the killed node after 4 requests", s.id)
+					t.Errorf("session %s still names the killed node after 2 requests since its death was declared", s.id)
 					break
 				}
 			}
