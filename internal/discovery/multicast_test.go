@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-go/shoal/internal/netnstest"
 )
 
 func TestBeaconRoundTrip(t *testing.T) {
@@ -91,50 +91,6 @@ func FuzzParseBeacon(f *testing.F) {
 	})
 }
 
-// inNetns runs the calling test again in a network namespace of its own
-// whose loopback carries multicast (the MULTICAST flag and a route for
-// 224.0.0.0/4), so that beacons never leave this host and the host's
-// own routes do not matter. It returns true in that child, where the
-// test's body runs, and false in the parent, which only checks the
-// child's result. It needs root and iproute2's ip, as CI has.
-func inNetns(t *testing.T, multicastRoute bool) bool {
-	t.Helper()
-	if os.Getenv("SHOAL_NETNS_TEST") == t.Name() {
-		return true
-	}
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		t.Fatalf("this test needs iproute2's ip command to make a network namespace (apt-get install iproute2): %v", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("this test needs root to make a network namespace (CI runs as root)")
-	}
-	ns := fmt.Sprintf("shoal-disc-%d", os.Getpid())
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", ns)
-	t.Cleanup(func() { exec.Command(ip, "netns", "del", ns).Run() })
-	run("-n", ns, "link", "set", "lo", "up")
-	if multicastRoute {
-		run("-n", ns, "link", "set", "lo", "multicast", "on")
-		run("-n", ns, "route", "add", "224.0.0.0/4", "dev", "lo")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ip, "netns", "exec", ns, os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v")
-	cmd.Env = append(os.Environ(), "SHOAL_NETNS_TEST="+t.Name())
-	out, err := cmd.CombinedOutput()
-	t.Logf("in network namespace %s:\n%s", ns, out)
-	if err != nil {
-		t.Fatalf("the test failed in its network namespace: %v", err)
-	}
-	return false
-}
-
 // logBuffer collects log lines for assertions.
 type logBuffer struct {
 	mu sync.Mutex
@@ -153,7 +109,7 @@ func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 // them but is not found; a member of another cluster name is ignored; a
 // member with another key is refused and logged once as a key mismatch.
 func TestMulticastFindsMembers(t *testing.T) {
-	if !inNetns(t, true) {
+	if !netnstest.Run(t, true) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -229,7 +185,7 @@ func TestMulticastFindsMembers(t *testing.T) {
 // it from the answer to its query, well before the running one's next
 // periodic beacon (the period here is an hour).
 func TestMulticastQueryIsFast(t *testing.T) {
-	if !inNetns(t, true) {
+	if !netnstest.Run(t, true) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -252,7 +208,7 @@ func TestMulticastQueryIsFast(t *testing.T) {
 // TestMulticastProblem: without the MULTICAST flag and route the host
 // cannot do multicast discovery, and Problem says so.
 func TestMulticastProblem(t *testing.T) {
-	if !inNetns(t, false) {
+	if !netnstest.Run(t, false) {
 		return
 	}
 	m := &Multicast{Group: netip.MustParseAddrPort("228.0.0.4:45564")}

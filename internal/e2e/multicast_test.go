@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/shoal-go/shoal/internal/netnstest"
 )
 
 // TestClusterMulticast: three nodes given only --discover
@@ -12,7 +14,7 @@ import (
 // the others; a fourth node with another key is refused, logged as a
 // key mismatch, and never seen ready.
 func TestClusterMulticast(t *testing.T) {
-	if !inNetns(t, true) {
+	if !netnstest.Run(t, true) {
 		return
 	}
 	const discover = "multicast://228.0.0.4:45564"
@@ -59,7 +61,7 @@ func TestClusterMulticast(t *testing.T) {
 // (every node sees every other ready) with no stall. (Two Tomcat nodes
 // started together stalled 60 s in 2 of 4 tries.)
 func TestClusterMulticastStartTogether(t *testing.T) {
-	if !inNetns(t, true) {
+	if !netnstest.Run(t, true) {
 		return
 	}
 	key := writeKey(t)
