@@ -171,11 +171,15 @@ func (f *balancerFlags) config() (balancer.Config, error) {
 func runBalancer(ctx context.Context, inv *invocation) error {
 	fs := inv.flagSet()
 	f := defineBalancerFlags(fs)
+	fromHTTPD := fs.String("from-httpd", "", fromHTTPDUsage)
 	if help, err := inv.parse(fs); help || err != nil {
 		return err
 	}
 	if err := inv.noArgs(fs); err != nil {
 		return err
+	}
+	if *fromHTTPD != "" {
+		return runFromHTTPD(inv, fs, *fromHTTPD)
 	}
 	cfg, err := f.configure(fs)
 	if err != nil {
