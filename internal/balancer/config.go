@@ -90,6 +90,9 @@ type HealthConfig struct {
 	// DefaultConfig sets "/healthz/ready", which `shoal node` serves.
 	Path string
 	// Interval between checks of one member. DefaultConfig sets 2 s.
+	// A member in error, or whose last check failed, is checked ten
+	// times as often (at least every 50 ms apart), so that it comes back
+	// soon after it recovers.
 	Interval time.Duration
 	// Timeout of one check. DefaultConfig sets 1 s.
 	Timeout time.Duration

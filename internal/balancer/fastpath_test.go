@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -583,5 +584,51 @@ func TestConnPoolTrimIdle(t *testing.T) {
 	p.trimIdle(10, 0) // all idle longer than 0
 	if n := p.idleCount(); n != 0 || p.open != 0 {
 		t.Fatalf("after trimIdle(10, 0): %d idle, %d open; want 0, 0", n, p.open)
+	}
+}
+
+func TestFrontendTLS(t *testing.T) {
+	n1 := newBackend(t, "n1")
+	proto := make(chan string, 2)
+	n1.handle(func(w http.ResponseWriter, r *http.Request) {
+		proto <- r.Header.Get("X-Forwarded-Proto")
+		io.WriteString(w, "n1")
+	})
+	b, err := New(testConfig(t, n1.member()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	certs := httptest.NewUnstartedServer(nil) // for its certificate and a client that trusts it
+	certs.EnableHTTP2 = true
+	certs.StartTLS()
+	certs.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := NewFrontend(b, nil)
+	fe.TLSConfig = &tls.Config{Certificates: certs.TLS.Certificates}
+	go fe.ServeTLS(ln, "", "")
+	t.Cleanup(func() { fe.Close() })
+	h2 := certs.Client()
+	h1 := &http.Client{Transport: h2.Transport.(*http.Transport).Clone()}
+	h1.Transport.(*http.Transport).ForceAttemptHTTP2 = false
+	h1.Transport.(*http.Transport).TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	h1.Transport.(*http.Transport).TLSClientConfig.NextProtos = []string{"http/1.1"}
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		major  int
+	}{{"HTTP/2 (handed to net/http)", h2, 2}, {"HTTP/1.1 (fast path)", h1, 1}} {
+		res, err := tc.client.Get("https://" + ln.Addr().String() + "/")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if p := <-proto; res.ProtoMajor != tc.major || string(body) != "n1" || p != "https" {
+			t.Errorf("%s: got %s %q, X-Forwarded-Proto %q", tc.name, res.Proto, body, p)
+		}
 	}
 }

@@ -61,22 +61,37 @@ func (b *Balancer) stopHealthLocked() {
 }
 
 // healthLoop checks m until ctx is done. The first check is at once.
+// While the member is in error, or its last check failed, it is checked
+// every fastInterval instead (HAProxy's fastinter): a restarted member
+// is back within a fraction of the interval, and a failing one is
+// confirmed sooner.
 func (b *Balancer) healthLoop(ctx context.Context, hc *HealthConfig, client *http.Client, m *Member) {
-	t := time.NewTicker(hc.Interval)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	var h healthCounts
 	for {
-		res, reason := b.checkHealth(ctx, hc, client, m)
-		if ctx.Err() != nil {
-			return
-		}
-		b.applyHealth(m, &h, res, reason)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		res, reason := b.checkHealth(ctx, hc, client, m)
+		if ctx.Err() != nil {
+			return
+		}
+		b.applyHealth(m, &h, res, reason)
+		next := hc.Interval
+		if res == healthFail || !m.usable(time.Now().UnixNano()) {
+			next = fastInterval(hc.Interval)
+		}
+		t.Reset(next)
 	}
+}
+
+// fastInterval is the check interval of a member in error: a tenth of
+// the interval, at least 50 ms (and never more than the interval).
+func fastInterval(interval time.Duration) time.Duration {
+	return min(max(interval/10, 50*time.Millisecond), interval)
 }
 
 // checkHealth GETs the member's health URL once.
@@ -116,6 +131,7 @@ func (b *Balancer) applyHealth(m *Member, h *healthCounts, res healthResult, rea
 	hc := &b.cur.Load().cfg.Health
 	log := b.log.With(slog.String("member", m.route))
 	if res == healthFail {
+		m.countError(failHealth)
 		h.passes = 0
 		h.fails++
 		if h.fails >= hc.Fall && !m.down.Load() {

@@ -138,11 +138,18 @@ func TestApplyHealth(t *testing.T) {
 		{healthFail, StateDraining},
 		{healthPass, StateOK},
 	}
+	fails := uint64(0)
 	for i, s := range steps {
 		b.applyHealth(m, &h, s.res, "test")
 		if got := m.Status().State; got != s.want {
 			t.Fatalf("step %d (%v): state %s, want %s", i, s.res, got, s.want)
 		}
+		if s.res == healthFail {
+			fails++
+		}
+	}
+	if got := m.stats.errors[failHealth].Load(); got != fails {
+		t.Errorf("errors{reason=health} = %d, want %d (one per failed check)", got, fails)
 	}
 }
 

@@ -361,11 +361,10 @@ var durationBounds = func() (b [len(durationBuckets)]int64) {
 // request path and read by Status and the metrics collector; readers may
 // see one counter a request ahead of another.
 //
-// Not wired yet: the request loop does not call observeResponse, and the
-// health checks do not call countError(failHealth), so the responses,
-// durations and health failures stay at 0 until they do; markError counts
-// failed requests under failRequest until its callers pass the cause
-// (markFailed).
+// Both request paths count responses and durations (observeResponse) and
+// failed attempts by cause (markFailed); the health checks count their
+// failures under failHealth. failRequest remains for callers of
+// markError that cannot tell the cause.
 type memberStats struct {
 	byClass [6]atomic.Uint64 // responses by status class: [1] 1xx ... [5] 5xx; [0] unused
 	// buckets counts durations: buckets[i] those in (durationBounds[i-1],
