@@ -259,3 +259,52 @@ func ajpGet(t *testing.T, tr *ajp.Transport, tc *tomcat, path, cookie string) re
 	b, _ := io.ReadAll(resp.Body)
 	return reply{status: resp.StatusCode, cookies: resp.Header.Values("Set-Cookie"), body: b}
 }
+
+// TestFromHTTPDExitCodes: the shoal binary's `balancer --from-httpd`
+// exits 0 when everything was translated, 1 when something was not (the
+// seed's vhost as it is, while the balancer takes no ajp:// members), 2
+// when the file cannot be read; the config goes to stdout, the list to
+// stderr.
+func TestFromHTTPDExitCodes(t *testing.T) {
+	seed, err := os.ReadFile(filepath.Join("..", "httpdconf", "testdata", "seed-sticky-ajp.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	httpSeed := strings.ReplaceAll(string(seed), "ajp://127.0.0.1:1809", "http://127.0.0.1:1808")
+	for _, tc := range []struct {
+		name, file string
+		code       int
+		stdout     string // a line stdout must have, "" for none
+		stderr     string
+	}{
+		{"complete", write("http.conf", httpSeed), 0, `url = "http://127.0.0.1:18081"`, "note: SetHandler balancer-manager"},
+		{"not complete", write("ajp.conf", string(seed)), 1, `url = "ajp://127.0.0.1:18091"`, "ajp.conf:37: not translated: BalancerMember"},
+		{"unreadable", filepath.Join(dir, "missing.conf"), 2, "", "missing.conf: open: no such file or directory"},
+		{"not httpd syntax", write("bad.conf", "<Proxy balancer://c>\n"), 2, "", "bad.conf:1: <Proxy> is not closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), processTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, shoalBinary(t), "balancer", "--from-httpd", tc.file)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			cmd.Run()
+			code := cmd.ProcessState.ExitCode()
+			if tc.code == 1 && code == 0 && !strings.Contains(stderr.String(), "not translated") {
+				t.Skip("this balancer takes ajp:// members: the seed's vhost translates completely")
+			}
+			if code != tc.code || !strings.Contains(stderr.String(), tc.stderr) ||
+				(tc.stdout == "") != (stdout.Len() == 0) || !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("exit %d, want %d; stdout:\n%s\nstderr (want %q):\n%s", code, tc.code, stdout.String(), tc.stderr, stderr.String())
+			}
+		})
+	}
+}
