@@ -55,6 +55,18 @@ func (t *translator) translate(b *balancerDef, passes []*pass, out *output) {
 // listen translates Listen.
 func (t *translator) listen(out *output) {
 	if len(t.listens) == 0 {
+		if len(t.vhosts) == 1 && len(t.vhosts[0].Args) == 1 {
+			v := t.vhosts[0]
+			host, port, err := net.SplitHostPort(v.Args[0])
+			if _, perr := strconv.Atoi(port); err == nil && perr == nil {
+				if host == "*" || host == "_default_" {
+					host = ""
+				}
+				out.set("listen", tomlString(net.JoinHostPort(host, port)), v.Line)
+				t.report(v.Line, Note, v.String(), "no Listen line: listen is the virtual host's address")
+				return
+			}
+		}
 		t.report(0, Note, "", "no Listen line: listen stays %s unless you set it", "127.0.0.1:8000")
 		return
 	}

@@ -101,6 +101,7 @@ type translator struct {
 	passes    []*pass
 
 	listens  []*Directive
+	vhosts   []*Directive            // <VirtualHost> sections: their address when no Listen
 	timeout  *setting[time.Duration] // Timeout: the server's, the proxy's default
 	pTimeout *setting[time.Duration] // ProxyTimeout
 	maxBody  *setting[int64]         // LimitRequestBody
@@ -203,6 +204,12 @@ func (t *translator) expand(d *Directive) (args []string, ok bool) {
 // walk reads the directives ds in scope s.
 func (t *translator) walk(ds []*Directive, s scope) {
 	for _, d := range ds {
+		if !d.Section && apacheOnly[strings.ToLower(d.Name)] {
+			// Left out whatever its arguments: their ${VARS} (Debian's
+			// ${APACHE_LOG_DIR}) need not resolve.
+			t.ignored[d.Name] = true
+			continue
+		}
 		args, ok := t.expand(d)
 		if !ok {
 			continue
@@ -248,7 +255,13 @@ func (t *translator) section(d *Directive, args []string, s scope) {
 			t.walk(d.Block, s)
 		}
 	case "virtualhost":
+		t.vhosts = append(t.vhosts, d)
 		t.walk(d.Block, s)
+	case "directory", "directorymatch", "files", "filesmatch":
+		// About files Apache serves from disk: with every path proxied
+		// (other ProxyPass lines are reported), there are none.
+		t.report(d.Line, Note, d.String(), "not needed: shoal's balancer serves no files from disk "+
+			"(%d directives inside)", len(d.Block))
 	case "location":
 		if len(args) != 1 {
 			t.report(d.Line, NotTranslated, d.String(), "want one path")
@@ -341,10 +354,6 @@ func (t *translator) directive(d *Directive, args []string, s scope) {
 		}
 		t.other(d)
 	default:
-		if apacheOnly[name] {
-			t.ignored[d.Name] = true
-			return
-		}
 		t.other(d)
 	}
 }

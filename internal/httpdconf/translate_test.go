@@ -272,3 +272,25 @@ func TestTOMLString(t *testing.T) {
 		}
 	}
 }
+
+// TestTranslateDebianVhost: a vhost as Debian lays them out (Debian's
+// ${APACHE_LOG_DIR} in the log lines, a <Directory> for files, no Listen)
+// translates completely: the log lines and the files are Apache's own,
+// and listen is the virtual host's address.
+func TestTranslateDebianVhost(t *testing.T) {
+	r := translate(t, "site.conf", seed(t, "debian-vhost.conf"))
+	if !r.Complete() {
+		t.Fatalf("not complete: %q", problems(r, NotTranslated))
+	}
+	c := load(t, r)
+	if c.Listen != ":80" || c.Balancer.Sticky != "JSESSIONID|jsessionid" || len(c.Balancer.Members) != 2 ||
+		c.Balancer.Members[1].Weight != 2 {
+		t.Errorf("listen %q, sticky %q, members %+v", c.Listen, c.Balancer.Sticky, c.Balancer.Members)
+	}
+	notes := strings.Join(problems(r, Note), "\n")
+	for _, want := range []string{"site.conf:8: note: <Directory /var/www/html>: not needed", "ErrorLog", "site.conf:2: note: <VirtualHost *:80>"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+}
