@@ -367,19 +367,9 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 				return cc.fail(502, body)
 			}
 		}
-		if err := cc.writeRequest(bc, pool.prefix, inline, br); err != nil {
+		if err := cc.writeRequest(bc, pool.prefix, inline); err != nil {
 			pool.discard(bc)
-			var ce *clientError
-			switch {
-			case errors.As(err, &ce) && (errors.Is(err, errBadRequest) || errors.Is(err, errHeadTooLarge)):
-				cc.writeError(400, "bad request") // a malformed chunked body
-				return outClosed
-			case errors.As(err, &ce) || errors.Is(err, errBodyReplaced):
-				return outClosed // the client went away mid-body: nobody to answer
-			case errors.Is(err, errBodyTooLarge):
-				cc.writeError(413, "request body too large")
-				return outClosed
-			case bc.reused && !fresh && (body == nil || body.replayable()):
+			if bc.reused && !fresh && (body == nil || body.replayable()) {
 				continue // a keep-alive connection the member had closed: nothing reached it
 			}
 			b.markFailed(s, m, err.Error(), failTransport)
@@ -388,12 +378,43 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 			}
 			return cc.fail(502, body)
 		}
+		// A body that is not all here yet streams from its own goroutine
+		// while this one waits for the response, as net/http's Transport
+		// does: a member may answer before the body ends, and a client
+		// may read the response while it still sends.
+		var bodyDone chan error
+		if br != nil {
+			bodyDone = make(chan error, 1)
+			go func() {
+				err := cc.copyBody(bc, br)
+				var ce *clientError
+				if errors.As(err, &ce) || errors.Is(err, errBodyTooLarge) || errors.Is(err, errBodyReplaced) {
+					// The request cannot be completed: stop waiting for
+					// the member's answer to it.
+					bc.c.Close()
+				}
+				bodyDone <- err
+			}()
+		}
 		if s.cfg.ResponseHeaderTimeout > 0 {
 			bc.rd.setDeadline(s.cfg.ResponseHeaderTimeout)
 		}
 		err = cc.readResponseHead(bc)
 		if err != nil {
-			pool.discard(bc)
+			if bodyDone != nil {
+				berr, stopped := cc.stopBody(bc, bodyDone)
+				pool.discard(bc)
+				if out, ok := cc.bodyFailed(berr); ok {
+					return out
+				}
+				if stopped { // the body was still coming: it cannot be sent again
+					b.markFailed(s, m, fmt.Sprintf("%s: %v", m.route, err), failTransport)
+					cc.fail(502, body)
+					return outClosed
+				}
+			} else {
+				pool.discard(bc)
+			}
 			if bc.reused && !fresh && isConnDropped(err) && idempotent && (body == nil || body.replayable()) {
 				continue // closed by the member while idle, most likely: try a new connection
 			}
@@ -419,6 +440,18 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 		if status < len(s.failOn) && s.failOn[status] {
 			b.markFailed(s, m, fmt.Sprintf("answered %d (failonstatus)", status), failStatus)
 			if canRetry && b.hasCandidate(&attempt{member: m, tried: tried}) {
+				if bodyDone != nil {
+					berr, stopped := cc.stopBody(bc, bodyDone)
+					pool.discard(bc)
+					if out, ok := cc.bodyFailed(berr); ok {
+						return out
+					}
+					if !stopped && body.replayable() {
+						return outRetry
+					}
+					cc.fail(502, body)
+					return outClosed
+				}
 				pool.discard(bc)
 				return outRetry
 			}
@@ -427,7 +460,7 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 			b.log.Info("member usable again", slog.String("member", m.route))
 		}
 		counted = false // writeResponse ends it when the member's part is over
-		out := cc.writeResponse(bc, pool, m)
+		out := cc.writeResponse(bc, pool, m, bodyDone)
 		m.observeResponse(status, time.Since(start))
 		return out
 	}
@@ -477,19 +510,50 @@ func (e *clientError) Unwrap() error { return e.err }
 
 // writeRequest writes the request head, rewritten for the member, and
 // its body (inline, or read from br) to bc.
-func (cc *clientConn) writeRequest(bc *backendConn, prefix string, inline []byte, br *bodyReader) error {
+func (cc *clientConn) writeRequest(bc *backendConn, prefix string, inline []byte) error {
 	w := bc.bw
 	writeRequestHead(w, &cc.h, prefix, cc.ip, cc.https)
 	if inline != nil {
 		w.Write(inline)
 	}
-	if err := w.Flush(); err != nil {
-		return err
+	return w.Flush()
+}
+
+// stopBody ends the goroutine that streams the request body to bc and
+// returns its error. If it is still running (waiting for the client, or
+// for the member to read), it is stopped: bc is closed and the client's
+// reads fail; stopped says so, and the client connection can then serve
+// nothing more.
+func (cc *clientConn) stopBody(bc *backendConn, done chan error) (err error, stopped bool) {
+	select {
+	case err = <-done:
+		return err, false
+	default:
 	}
-	if br == nil {
-		return nil
+	bc.c.Close()
+	cc.c.SetReadDeadline(time.Unix(1, 0))
+	return <-done, true
+}
+
+// bodyFailed answers for a request whose body could not be sent because
+// of the client: a malformed chunked body (400), one over MaxBodyBytes
+// (413), or a client gone. It reports false for other errors (nil, or
+// the member's).
+func (cc *clientConn) bodyFailed(err error) (outcome, bool) {
+	var ce *clientError
+	switch {
+	case err == nil:
+		return outDone, false
+	case errors.Is(err, errBodyTooLarge):
+		cc.writeError(413, "request body too large")
+		return outClosed, true
+	case errors.As(err, &ce) && (errors.Is(err, errBadRequest) || errors.Is(err, errHeadTooLarge)):
+		cc.writeError(400, "bad request") // a malformed chunked body
+		return outClosed, true
+	case errors.As(err, &ce) || errors.Is(err, errBodyReplaced):
+		return outClosed, true // the client went away mid-body: nobody to answer
 	}
-	return cc.copyBody(bc, br)
+	return outDone, false
 }
 
 // writeRequestHead writes the head of h as the member gets it: the path
@@ -619,7 +683,11 @@ func (cc *clientConn) readResponseHead(bc *backendConn) error {
 
 // writeResponse streams the member's response (head in cc.rh) to the
 // client, and puts bc back in its pool if it can serve another request.
-func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member) outcome {
+//
+// bodyDone, if not nil, is the goroutine still streaming the request
+// body: the connections are kept only if it ended well before the
+// response did.
+func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member, bodyDone chan error) outcome {
 	rh := &cc.rh
 	raw := rh.raw
 	h := &cc.h
@@ -627,6 +695,19 @@ func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member) 
 	closeDelimited := !noBody && !rh.chunked && rh.contentLength < 0
 	keepClient := !h.close && !cc.f.closing.Load()
 	reuse := !rh.close && !closeDelimited
+	if bodyDone != nil {
+		select {
+		case err := <-bodyDone:
+			bodyDone = nil
+			if err != nil {
+				keepClient, reuse = false, false
+			}
+		default:
+			// The member answers while the body still comes: the
+			// client's connection cannot serve another request.
+			keepClient = false
+		}
+	}
 
 	w := writerPool.Get().(*bufio.Writer)
 	w.Reset(cc.c)
@@ -694,6 +775,23 @@ func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member) 
 			err, clientErr = ferr, true
 		}
 	}
+	if bodyDone != nil && err == nil {
+		// The response is complete; the body may still be streaming (a
+		// full-duplex exchange ends with both): wait for it a little,
+		// after which the member did not want it.
+		select {
+		case berr := <-bodyDone:
+			bodyDone = nil
+			if berr != nil {
+				reuse = false
+			}
+		case <-time.After(bodyGrace):
+		}
+	}
+	if bodyDone != nil {
+		cc.stopBody(bc, bodyDone)
+		reuse = false
+	}
 	if err != nil {
 		pool.discard(bc)
 		if !clientErr {
@@ -712,6 +810,10 @@ func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member) 
 	}
 	return outDone
 }
+
+// bodyGrace is how long a complete response waits for the end of a
+// request body still streaming before the body is cut.
+const bodyGrace = 100 * time.Millisecond
 
 // copyN copies n bytes of a response body, flushing whenever the member
 // has nothing more buffered. It tells errors of the client (writes) from

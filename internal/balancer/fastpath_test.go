@@ -632,3 +632,48 @@ func TestFrontendTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestFastPathFullDuplex: a client that reads the answer to each part
+// of its body before it sends the next is not stalled.
+func TestFastPathFullDuplex(t *testing.T) {
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		rc.EnableFullDuplex()
+		w.WriteHeader(200)
+		rc.Flush()
+		br := bufio.NewReader(r.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			io.WriteString(w, "echo "+line)
+			rc.Flush()
+		}
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	c, err := net.Dial("tcp", tb.front.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST /duplex HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bufio.NewReader(res.Body)
+	for _, msg := range []string{"ping\n", "pong\n", "done\n"} {
+		fmt.Fprintf(c, "%x\r\n%s\r\n", len(msg), msg)
+		got, err := body.ReadString('\n')
+		if err != nil || got != "echo "+msg {
+			t.Fatalf("sent %q, got %q, %v", msg, got, err)
+		}
+	}
+	io.WriteString(c, "0\r\n\r\n")
+	if rest, err := io.ReadAll(body); err != nil || len(rest) != 0 {
+		t.Errorf("end of the response: %q, %v", rest, err)
+	}
+}
