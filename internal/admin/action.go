@@ -192,8 +192,10 @@ type memberJSON struct {
 	StateChanges   uint64  `json:"state_changes"`
 }
 
-func newMemberJSON(m *balancer.Member) memberJSON {
-	st := m.Status()
+func newMemberJSON(m *balancer.Member) memberJSON { return memberJSONOf(m.Status()) }
+
+// memberJSONOf returns the member of status st.
+func memberJSONOf(st balancer.Status) memberJSON {
 	j := memberJSON{
 		Route: st.Route, URL: st.URL, State: string(st.Shown()), Reason: st.Reason,
 		Weight: st.Weight, Standby: st.Standby, InFlight: st.InFlight,

@@ -47,6 +47,8 @@ type Handler struct {
 	origins   *http.CrossOriginProtection
 	mux       *http.ServeMux
 	page      *template.Template
+	rates     rateSampler // the members' request rates, for the page and its chart
+	cache     viewCache   // the last view of the cluster
 }
 
 //go:embed web
@@ -91,6 +93,8 @@ func New(cfg Config) (*Handler, error) {
 	mux.HandleFunc("GET /{$}", h.servePage)
 	mux.HandleFunc("POST /members/{route}", h.pageAction)
 	mux.HandleFunc("GET /api/balancer", h.getBalancer)
+	mux.HandleFunc("GET /api/cluster", h.getCluster)
+	mux.HandleFunc("GET /api/rates", h.getRates)
 	mux.HandleFunc("GET /api/members", h.listMembers)
 	mux.HandleFunc("GET /api/members/{route}", h.getMember)
 	mux.HandleFunc("POST /api/members/{route}", h.apiAction)
@@ -128,11 +132,11 @@ func authFrom(ctx context.Context) authMethod {
 	return a
 }
 
-// securityHeaders are set on every response. The page loads its script
-// and stylesheet from /static/ and posts its forms to itself; nothing
-// else is allowed.
+// securityHeaders are set on every response. The page loads its scripts
+// and stylesheet from /static/, its chart fetches /api/rates, and it
+// posts its forms to itself; nothing else is allowed.
 var securityHeaders = map[string]string{
-	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 	"X-Frame-Options":        "DENY",
 	"Cache-Control":          "no-store",
@@ -181,6 +185,7 @@ func serveHealthz(w http.ResponseWriter, r *http.Request) {
 var staticTypes = map[string]string{
 	"admin.css": "text/css; charset=utf-8",
 	"admin.js":  "text/javascript; charset=utf-8",
+	"chart.js":  "text/javascript; charset=utf-8",
 }
 
 func serveStatic(w http.ResponseWriter, r *http.Request) {

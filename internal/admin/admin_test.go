@@ -30,6 +30,9 @@ func TestEveryOtherPathNeedsAuth(t *testing.T) {
 		{"GET", "/?refresh=5", ""},
 		{"GET", "/api/members", ""},
 		{"GET", "/api/members/n1", ""},
+		{"GET", "/api/cluster", ""},
+		{"GET", "/api/rates", ""},
+		{"GET", "/static/chart.js", ""},
 		{"GET", "/metrics", ""},
 		{"GET", "/static/admin.css", ""},
 		{"GET", "/static/admin.js", ""},
@@ -372,10 +375,10 @@ func TestPageRendersMembers(t *testing.T) {
 		t.Fatalf("GET / = %d %s", r.code, r.hdr.Get("Content-Type"))
 	}
 	for _, want := range []string{
-		`<tr class="state-disabled">`, `<span class="route">n1</span>`,
-		`<tr class="state-draining">`, `<span class="route">n2</span>`, `<small class="reason">drain</small>`,
-		`<tr class="state-error">`, `<span class="route">dead</span>`, "connection refused", "retry in ",
-		`<tr class="state-standby">`, `<span class="route">spare</span>`,
+		`<tr class="state-disabled" data-route="n1">`, `<span class="route">n1</span>`,
+		`<tr class="state-draining" data-route="n2">`, `<span class="route">n2</span>`, `<small class="reason">drain</small>`,
+		`<tr class="state-error" data-route="dead">`, `<span class="route">dead</span>`, "connection refused", "retry in ",
+		`<tr class="state-standby" data-route="spare">`, `<span class="route">spare</span>`,
 		`value="2.5"`, `<button name="action" value="drain">Drain</button>`,
 		`<script src="/static/admin.js" defer></script>`,
 	} {
@@ -415,16 +418,22 @@ func TestPageEscapes(t *testing.T) {
 	var buf bytes.Buffer
 	err := e.h.page.Execute(&buf, pageData{
 		Flash: hostile,
+		Summary:  hostile,
+		Problems: []string{hostile},
 		Members: []memberRow{{
-			Route: hostile, URL: hostile, State: hostile, Reason: hostile, RetryIn: hostile,
+			Route: hostile, URL: hostile, IsMember: true, State: hostile, Reason: hostile, RetryIn: hostile,
 			Weight: hostile, Latency: hostile, MeanDuration: hostile, StateNonce: hostile, WeightNonce: `"><script>`,
+			ClusterState: hostile, ClusterNote: hostile, NodeName: hostile, HasSessions: true,
+			Lag: hostile, LagNote: `"><script>`, Rate: hostile, RateNote: `"><script>`,
+		}, {
+			Route: hostile, URL: hostile, NodeErr: hostile, Unreachable: true, Lag: "-", LagNote: hostile,
 		}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	page := buf.String()
-	if strings.Contains(page, "<script>") || strings.Contains(page, `"><`) {
+	if strings.Contains(page, "<script>") || strings.Contains(page, `"><script`) {
 		t.Errorf("hostile values not escaped:\n%s", page)
 	}
 	if !strings.Contains(page, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;&#39;") {

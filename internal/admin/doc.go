@@ -8,14 +8,16 @@
 // # Routes
 //
 //	GET  /healthz                200 "ok", the only route without authentication
-//	GET  /                       the page: a table of members with forms to change them
+//	GET  /                       the page: a table of members and the cluster's nodes, with forms to change them, and a chart
 //	POST /members/{route}        the page's forms: change a member, then 303 back to /
 //	GET  /api/balancer           {"sticky": "COOKIE|param"} (null when the balancer does not report it)
+//	GET  /api/cluster            the page's view of the members and the cluster, read from the nodes
+//	GET  /api/rates              each member's requests per second over the last two minutes, for the chart
 //	GET  /api/members            {"members": [member, ...]}
 //	GET  /api/members/{route}    member
 //	POST /api/members/{route}    change a member (JSON or form: action, weight); answers member
 //	GET  /metrics                Prometheus exposition of shoal_balancer_* (and go_*, process_*)
-//	GET  /static/{file}          the page's stylesheet and auto-refresh script
+//	GET  /static/{file}          the page's stylesheet, auto-refresh script and chart script
 //
 // No GET changes anything.
 //

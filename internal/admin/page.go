@@ -2,11 +2,11 @@ package admin
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
-
-	"github.com/shoal-go/shoal/internal/balancer"
 )
 
 // maxRefresh bounds the page's auto-refresh period, in seconds.
@@ -19,12 +19,19 @@ type pageData struct {
 	FlashErr bool
 	Refresh  int // seconds between reloads by web/static/admin.js; 0: none
 	Now      string
+	// Cluster is set when a node answered as a cluster node.
+	Cluster bool
+	// Summary is the cluster in one line: nodes by state, sessions.
+	Summary  string
+	Problems []string
 }
 
 // memberRow is one member in the page's table, with the nonces of its
-// two forms.
+// two forms, or a node of the cluster that is not a member (IsMember
+// false: no forms).
 type memberRow struct {
 	Route, URL    string
+	IsMember      bool
 	State, Reason string
 	RetryIn       string // "" unless in error until a known time
 	Weight        string
@@ -36,6 +43,20 @@ type memberRow struct {
 	MeanDuration  string
 	StateNonce    string // for Enable, Disable, Drain
 	WeightNonce   string // for the weight form
+
+	// ClusterState is joining, ready, leaving, dead or left in the
+	// cluster's view ("" unknown); ClusterNote says who differs.
+	ClusterState, ClusterNote string
+	// Node is the node's own name and state when it answered; NodeErr
+	// says why it did not, Unreachable when it did not answer at all.
+	NodeName, NodeState string
+	NodeErr             string
+	Unreachable         bool
+	HasSessions         bool
+	Primary, Backup     int
+	Missing             int
+	Lag, LagNote        string // "-" when unknown; LagNote: over what span, or why not
+	Rate, RateNote      string
 }
 
 // servePage is GET /: the members' table, rendered on the server. The
@@ -51,9 +72,12 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 	if f := q.Get("flash"); f != "" {
 		data.Flash, data.FlashErr = h.keys.openFlash(f)
 	}
-	for _, m := range h.b.Members() {
-		data.Members = append(data.Members, h.row(m, now))
+	v := h.view(r.Context())
+	for _, vm := range v.Members {
+		data.Members = append(data.Members, h.row(vm, now))
 	}
+	data.Cluster, data.Problems = v.Cluster, v.Problems
+	data.Summary = summary(v)
 	var buf bytes.Buffer
 	if err := h.page.Execute(&buf, data); err != nil {
 		writeText(w, http.StatusInternalServerError, "rendering the page: "+err.Error())
@@ -63,20 +87,80 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-func (h *Handler) row(m *balancer.Member, now time.Time) memberRow {
-	st := m.Status()
-	row := memberRow{
-		Route: st.Route, URL: st.URL, State: string(st.Shown()), Reason: st.Reason,
-		Weight: formatWeight(st.Weight), Standby: st.Standby, InFlight: st.InFlight,
-		Requests: st.Requests, Errors: st.Errors,
-		Latency: formatDuration(st.Latency), MeanDuration: formatDuration(st.MeanDuration),
-		StateNonce:  h.keys.issueNonce(st.Route, now),
-		WeightNonce: h.keys.issueNonce(st.Route, now),
+func (h *Handler) row(vm viewMember, now time.Time) memberRow {
+	row := memberRow{Route: vm.Route, URL: vm.URL, ClusterState: vm.ClusterState, ClusterNote: vm.ClusterNote,
+		Lag: "-", Rate: "-"}
+	if vm.Member != nil {
+		st := vm.Status
+		row.IsMember = true
+		row.State, row.Reason = string(st.Shown()), st.Reason
+		row.Weight, row.Standby, row.InFlight = formatWeight(st.Weight), st.Standby, st.InFlight
+		row.Requests, row.Errors = st.Requests, st.Errors
+		row.Latency, row.MeanDuration = formatDuration(st.Latency), formatDuration(st.MeanDuration)
+		row.StateNonce = h.keys.issueNonce(st.Route, now)
+		row.WeightNonce = h.keys.issueNonce(st.Route, now)
+		if !st.ErrorUntil.IsZero() {
+			row.RetryIn = st.ErrorUntil.Sub(now).Round(time.Second).String()
+		}
 	}
-	if !st.ErrorUntil.IsZero() {
-		row.RetryIn = st.ErrorUntil.Sub(now).Round(time.Second).String()
+	n := vm.Node
+	switch {
+	case n.Status != nil:
+		row.NodeName, row.NodeState = n.Status.Node, n.Status.State
+		row.HasSessions = true
+		row.Primary, row.Backup, row.Missing = n.Status.Sessions.Primary, n.Status.Sessions.Backup, n.Status.Sessions.MissingCopies
+	case n.Err != "":
+		row.NodeErr, row.Unreachable = n.Err, n.Unreachable
+	}
+	switch {
+	case vm.HasLag && vm.LagSpan > 0:
+		row.Lag, row.LagNote = formatDuration(vm.Lag), "mean round trip over the last "+vm.LagSpan.Round(time.Second).String()
+	case vm.HasLag:
+		row.Lag, row.LagNote = formatDuration(vm.Lag), "mean round trip since the node started"
+	case n.LagErr != "":
+		row.LagNote = n.LagErr
+	case n.Status != nil && n.Status.Store == "cluster":
+		row.LagNote = "nothing replicated yet"
+	case n.Status != nil:
+		row.LagNote = "a lone node: no replication"
+	}
+	if vm.HasRate {
+		row.Rate = strconv.FormatFloat(vm.Rate, 'f', 1, 64) + "/s"
+		row.RateNote = "over the last " + vm.RateSpan.Round(time.Second).String()
+	} else if vm.Member != nil {
+		row.RateNote = "measured between two views of this page (or of its chart): reload to see it"
 	}
 	return row
+}
+
+// summary says the cluster in one line.
+func summary(v *clusterView) string {
+	if !v.Cluster {
+		if v.Reached == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%s on %s (not a cluster)", plural(v.Primary, "session"), plural(v.Reached, "lone node"))
+	}
+	var states []string
+	for _, s := range []string{"ready", "joining", "leaving", "dead", "left"} {
+		if n := v.States[s]; n > 0 {
+			states = append(states, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	return fmt.Sprintf("cluster of %s (%s) · %s, %s, on the %s that answered",
+		plural(v.Nodes, "node"), strings.Join(states, ", "), plural(v.Primary, "session"),
+		plural(v.Backup, "backup copy"), plural(v.Reached, "node"))
+}
+
+// plural says n things: "1 node", "2 nodes", "3 backup copies".
+func plural(n int, thing string) string {
+	if n != 1 {
+		if s, ok := strings.CutSuffix(thing, "y"); ok {
+			thing = s + "ie"
+		}
+		thing += "s"
+	}
+	return strconv.Itoa(n) + " " + thing
 }
 
 // formatDuration writes d in ms with up to three significant decimals,
