@@ -23,7 +23,8 @@ type Member struct {
 	tgt       atomic.Pointer[memberTarget] // where it is: Reload may change it
 	lbfactor  atomic.Int64                 // weight ×100, as Apache stores a loadfactor; SetWeight changes it
 	standby   atomic.Bool
-	routeHash uint64 // for the hash method
+	lbset     atomic.Int32 // Apache's lbset: lower tiers are used first
+	routeHash uint64       // for the hash method
 
 	// lbstatus is Apache's byrequests counter. It is read and written only
 	// by the balancer's selector, under that selector's mutex.
@@ -69,6 +70,7 @@ func NewMember(mc MemberConfig) (*Member, error) {
 	m.cfg = mc
 	m.tgt.Store(newMemberTarget(u))
 	m.standby.Store(mc.Standby)
+	m.lbset.Store(int32(mc.LBSet))
 	m.lbfactor.Store(mc.lbfactor())
 	m.disabled.Store(mc.Disabled)
 	m.draining.Store(mc.Draining)
@@ -114,6 +116,9 @@ func (m *Member) SetWeight(w float64) error {
 
 // Standby reports whether the member is a hot standby.
 func (m *Member) Standby() bool { return m.standby.Load() }
+
+// LBSet returns the member's tier (Apache's lbset).
+func (m *Member) LBSet() int { return int(m.lbset.Load()) }
 
 // InFlight returns the number of requests the member is serving.
 func (m *Member) InFlight() int64 { return m.inFlight.Load() }

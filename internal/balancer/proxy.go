@@ -327,19 +327,33 @@ func (b *Balancer) pick(s *settings, r *http.Request, key, base, route string, t
 }
 
 // candidates appends to dst the members that take new requests and were
-// not tried: the regular ones, or if there is none, the hot standbys.
+// not tried, in Apache's order: the lowest lbset that has any such member,
+// and in it the regular members, or if there is none, its hot standbys.
+// With one lbset (the usual case) it is one pass per kind.
 func (b *Balancer) candidates(set *memberSet, dst, tried []*Member, now int64) []*Member {
-	for _, standby := range []bool{false, true} {
+	for tier := int32(-1); ; {
+		// The next tier: the lowest lbset above the one just tried.
+		next, found := int32(0), false
 		for _, m := range set.list {
-			if m.standby.Load() == standby && m.acceptsNew(now) && !contains(tried, m) {
-				dst = append(dst, m)
+			if s := m.lbset.Load(); s > tier && (!found || s < next) {
+				next, found = s, true
 			}
 		}
-		if len(dst) > 0 {
-			break
+		if !found {
+			return dst
+		}
+		tier = next
+		for _, standby := range []bool{false, true} {
+			for _, m := range set.list {
+				if m.lbset.Load() == tier && m.standby.Load() == standby && m.acceptsNew(now) && !contains(tried, m) {
+					dst = append(dst, m)
+				}
+			}
+			if len(dst) > 0 {
+				return dst
+			}
 		}
 	}
-	return dst
 }
 
 // countSticky lets the selector count a request that its route sent to m.

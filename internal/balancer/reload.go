@@ -56,6 +56,7 @@ func (b *Balancer) Reload(cfg Config) error {
 		pendingDisabled  = map[*Member]bool{}
 		pendingDraining  = map[*Member]bool{}
 		pendingStandby   = map[*Member]bool{}
+		pendingLBSets    = map[*Member]int{}
 		pendingLBFactors = map[*Member]int64{}
 	)
 	for _, mc := range cfg.Members {
@@ -87,6 +88,9 @@ func (b *Balancer) Reload(cfg Config) error {
 		if mc.Standby != was.Standby {
 			pendingStandby[m] = mc.Standby
 		}
+		if mc.LBSet != was.LBSet {
+			pendingLBSets[m] = mc.LBSet
+		}
 		if mc.Disabled != was.Disabled {
 			pendingDisabled[m] = mc.Disabled
 		}
@@ -113,6 +117,9 @@ func (b *Balancer) Reload(cfg Config) error {
 		}
 		if lf, ok := pendingLBFactors[m]; ok {
 			m.lbfactor.Store(lf)
+		}
+		if v, ok := pendingLBSets[m]; ok {
+			m.lbset.Store(int32(v))
 		}
 		if v, ok := pendingStandby[m]; ok {
 			m.standby.Store(v)

@@ -291,7 +291,6 @@ func (t *translator) members(b *balancerDef, prefix string, out *output) {
 			out.set("connect-timeout", tomlString(formatDuration(d)), line)
 		})
 	}
-	t.lbsets(all)
 	t.health(all, out)
 }
 
@@ -312,19 +311,6 @@ func (t *translator) shared(all []*memberOut, name string, get func(*memberOut) 
 		}
 	}
 	set(first, line)
-}
-
-// lbsets reports lbset tiers, which this shoal version reads but does
-// not choose members by (docs/balancer.md).
-func (t *translator) lbsets(all []*memberOut) {
-	for _, m := range all[1:] {
-		if m.lbset != all[0].lbset {
-			t.report(m.d.Line, NotTranslated, m.d.String(), "lbset %d here, %d on line %d: this shoal version reads lbset "+
-				"but does not choose members by tier yet, so every member gets requests whatever its lbset",
-				m.lbset, all[0].lbset, all[0].d.Line)
-			return
-		}
-	}
 }
 
 // health translates mod_proxy_hcheck's parameters, which shoal has once

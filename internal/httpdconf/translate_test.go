@@ -207,7 +207,6 @@ func TestTranslateReports(t *testing.T) {
 		{"bad route", "<Proxy balancer://c>\nBalancerMember http://a:1 route=a.b\n</Proxy>\nProxyPass / balancer://c/\n", 2, `route "a.b"`},
 		{"same route", base + "BalancerMember balancer://c http://d:1 route=a\nProxyPass / balancer://c/\n", 5, "used on line 2 too"},
 		{"retry differs", "<Proxy balancer://c>\nBalancerMember http://a:1 route=a retry=5\nBalancerMember http://b:1 route=b\n</Proxy>\nProxyPass / balancer://c/\n", 3, "retry 60s here, 5s on line 2"},
-		{"lbset differs", "<Proxy balancer://c>\nBalancerMember http://a:1 route=a\nBalancerMember http://b:1 route=b lbset=1\n</Proxy>\nProxyPass / balancer://c/\n", 3, "does not choose members by tier"},
 		{"tcp check", "<Proxy balancer://c>\nBalancerMember http://a:1 route=a hcmethod=TCP\n</Proxy>\nProxyPass / balancer://c/\n", 2, "health checks are HTTP GETs"},
 		{"check on one member", "<Proxy balancer://c>\nBalancerMember http://a:1 route=a hcmethod=GET\nBalancerMember http://b:1 route=b\n</Proxy>\nProxyPass / balancer://c/\n", 3, "health checks differ"},
 		{"include", "Include conf.d/*.conf\n" + base + "ProxyPass / balancer://c/\n", 1, "not followed"},
@@ -241,6 +240,18 @@ func TestTranslateReports(t *testing.T) {
 			}
 			t.Errorf("no \"not translated\" at line %d with %q in:\n%s", tc.line, tc.want, strings.Join(problems(r, NotTranslated), "\n"))
 		})
+	}
+}
+
+// TestTranslateLBSets: lbset tiers translate as they are.
+func TestTranslateLBSets(t *testing.T) {
+	r := translate(t, "x.conf", "<Proxy balancer://c>\nBalancerMember http://a:1 route=a\nBalancerMember http://b:1 route=b lbset=1\n</Proxy>\nProxyPass / balancer://c/\n")
+	if !r.Complete() {
+		t.Fatalf("not complete: %q", problems(r, NotTranslated))
+	}
+	c := load(t, r)
+	if len(c.Balancer.Members) != 2 || c.Balancer.Members[0].LBSet != 0 || c.Balancer.Members[1].LBSet != 1 {
+		t.Errorf("members %+v: want a in lbset 0, b in lbset 1", c.Balancer.Members)
 	}
 }
 
