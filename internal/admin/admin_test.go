@@ -417,7 +417,7 @@ func TestPageEscapes(t *testing.T) {
 	hostile := `<script>alert("x")</script>&'`
 	var buf bytes.Buffer
 	err := e.h.page.Execute(&buf, pageData{
-		Flash: hostile,
+		Flash:    hostile,
 		Summary:  hostile,
 		Problems: []string{hostile},
 		Members: []memberRow{{
