@@ -26,8 +26,8 @@ func TestGetBalancer(t *testing.T) {
 		}
 		return w.Body.String()
 	}
-	if got := get(e.h); got != "{\"sticky\":null}\n" {
-		t.Errorf("a balancer without Sticky: %q, want sticky null", got)
+	if got, want := get(e.h), "{\"sticky\":\""+e.b.Sticky()+"\"}\n"; got != want || e.b.Sticky() == "" {
+		t.Errorf("the balancer's own: %q, want %q", got, want)
 	}
 	h, err := New(Config{Balancer: stickyBalancer{e.b}, Token: testToken})
 	if err != nil {

@@ -55,3 +55,19 @@ func TestLBSets(t *testing.T) {
 		t.Errorf("b1's lbset after the reload: %d, want 0", m.LBSet())
 	}
 }
+
+func TestStickyReported(t *testing.T) {
+	n1 := newBackend(t, "n1")
+	cfg := testConfig(t, n1.member())
+	tb := startBalancer(t, cfg)
+	if got := tb.Sticky(); got != "JSESSIONID|jsessionid" {
+		t.Errorf("Sticky() = %q, want the default JSESSIONID|jsessionid", got)
+	}
+	cfg.Sticky = "SID|sid"
+	if err := tb.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.Sticky(); got != "SID|sid" {
+		t.Errorf("after a reload, Sticky() = %q, want SID|sid", got)
+	}
+}

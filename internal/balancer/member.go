@@ -438,3 +438,9 @@ func mix64(x uint64) uint64 {
 	x ^= x >> 31
 	return x
 }
+
+// Sticky returns where the balancer finds a request's session id, as
+// configured now ("COOKIE|param", or "" when stickiness is off): the
+// manager reports it so that shoal doctor can check it against the
+// nodes' cookie.
+func (b *Balancer) Sticky() string { return b.cur.Load().cfg.Sticky }

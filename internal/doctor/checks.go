@@ -282,6 +282,10 @@ func (d *doctor) checkBalancer() []Result {
 		cookie.Level = Warn
 		cookie.Evidence = fmt.Sprintf("the balancer does not report its sticky names; the nodes' cookie is %s", strings.Join(nodeCookies, ""))
 		cookie.Action = "check that the balancer's --sticky names " + strings.Join(nodeCookies, "") + " (its default, JSESSIONID|jsessionid, does)"
+	case len(nodeCookies) == 1 && *d.lb.sticky == "":
+		// Off on purpose: every request is balanced, and the cluster
+		// serves any session on any node.
+		cookie.Level, cookie.Evidence = Pass, "the balancer's stickiness is off (--sticky \"\"): requests are spread over the nodes, which share the sessions"
 	case len(nodeCookies) == 1:
 		name, _, _ := strings.Cut(*d.lb.sticky, "|")
 		if name != nodeCookies[0] {

@@ -81,6 +81,7 @@ func TestDoctor(t *testing.T) {
 		wantLine(t, out, `^PASS  replication +a probe session written on each node was read on every other .*n1→n2 .*n3→n2`)
 		wantLine(t, out, `^PASS  balancer routes +every member's URL answers as the node its route names: n1, n2, n3$`)
 		wantLine(t, out, `^PASS  balancer and cluster agree `)
+		wantLine(t, out, `^PASS  sticky cookie +balancer and nodes use JSESSIONID$`)
 		wantLine(t, out, `^PASS  cluster key `)
 		wantLine(t, out, `^PASS  encode failures `)
 		wantLine(t, out, `^PASS  clocks `)
@@ -107,6 +108,17 @@ func TestDoctor(t *testing.T) {
 		}
 		wantLine(t, out, `^FAIL  balancer routes +member n9 → `+regexp.QuoteMeta(n3.url)+` answers as node n3$`)
 		wantLine(t, out, `^FAIL  balancer and cluster agree +up in the balancer, not a live node in the cluster: n9$`)
+	})
+
+	t.Run("wrong cookie", func(t *testing.T) {
+		// The balancer looks for SID; the nodes set JSESSIONID: no
+		// request is ever sticky.
+		bad := startBalancer(t, "--sticky", "SID|sid", "--member", "n1="+n1.url, "--member", "n2="+n2.url, "--member", "n3="+n3.url)
+		out, code := runDoctor(t, "--balancer", bad.manager, "--admin-token-file", tokenFile, "--node", n1.url)
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		wantLine(t, out, `^FAIL  sticky cookie +the balancer looks for cookie SID \(--sticky SID\|sid\), the nodes set JSESSIONID$`)
 	})
 
 	t.Run("wrong key", func(t *testing.T) {
