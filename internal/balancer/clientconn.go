@@ -115,7 +115,7 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 			}
 			return
 		}
-		if cc.h.handoff {
+		if cc.h.handoff || s.viaHandler {
 			cc.c.SetReadDeadline(time.Time{})
 			pre := make([]byte, len(head)+cc.rd.buffered())
 			copy(pre, head)

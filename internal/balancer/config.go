@@ -72,6 +72,11 @@ type Config struct {
 	ConnectTimeout        time.Duration
 	ResponseHeaderTimeout time.Duration
 
+	// AJPSecret is sent to ajp:// members with every request (the
+	// secret of their AJP connector, Tomcat's secretRequired). "" sends
+	// none.
+	AJPSecret string
+
 	// Health configures the active health checks.
 	Health HealthConfig
 
@@ -196,8 +201,8 @@ func (mc MemberConfig) check() (*url.URL, error) {
 		return nil, fmt.Errorf("route %q: want 1-64 characters of [A-Za-z0-9_-]", mc.Route)
 	}
 	u, err := url.Parse(mc.URL)
-	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("want http:// URL (http://host:port, optionally with a path)")
+	if err != nil || (u.Scheme != "http" && u.Scheme != "ajp") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("want http:// URL (http://host:port, optionally with a path) or ajp://host:port")
 	}
 	if mc.Weight != 0 && (mc.Weight < 1 || mc.Weight > 100 || math.IsNaN(mc.Weight)) {
 		return nil, fmt.Errorf("weight %v: want 1 to 100", mc.Weight)

@@ -63,6 +63,9 @@ type settings struct {
 	failOn      [600]bool     // by status code: FailOnStatus
 	maxAttempts int
 	transport   *http.Transport // the net/http path's transport to members
+	// viaHandler sends every request through the net/http path: some
+	// member speaks AJP, which the fast path does not.
+	viaHandler bool
 }
 
 // newSettings derives the settings of cfg, which Check accepted. It
@@ -70,6 +73,11 @@ type settings struct {
 // that byrequests' sequence and pooled connections survive a reload.
 func (b *Balancer) newSettings(cfg Config, prev *settings) *settings {
 	s := &settings{cfg: cfg, maxAttempts: cfg.MaxAttempts}
+	for _, mc := range cfg.Members {
+		if strings.HasPrefix(mc.URL, "ajp://") {
+			s.viaHandler = true
+		}
+	}
 	s.cfg.Members = nil // the members live in set; nothing reads them here
 	s.sticky, _ = parseSticky(cfg.Sticky)
 	if prev != nil && methodName(prev.cfg.Method) == methodName(cfg.Method) && prev.cfg.HashKey == cfg.HashKey {
@@ -87,7 +95,8 @@ func (b *Balancer) newSettings(cfg Config, prev *settings) *settings {
 	for _, code := range cfg.FailOnStatus {
 		s.failOn[code] = true
 	}
-	if prev != nil && prev.cfg.ConnectTimeout == cfg.ConnectTimeout && prev.cfg.ResponseHeaderTimeout == cfg.ResponseHeaderTimeout {
+	if prev != nil && prev.cfg.ConnectTimeout == cfg.ConnectTimeout && prev.cfg.ResponseHeaderTimeout == cfg.ResponseHeaderTimeout &&
+		prev.cfg.AJPSecret == cfg.AJPSecret {
 		s.transport = prev.transport
 	} else {
 		s.transport = newTransport(&cfg)

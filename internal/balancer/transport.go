@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"log/slog"
+
+	"github.com/shoal-go/shoal/ajp"
 	"net"
 	"net/http"
 	"time"
@@ -34,7 +36,7 @@ func newTransport(cfg *Config) *http.Transport {
 	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: tcpKeepAlive}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	return &http.Transport{
+	t := &http.Transport{
 		DialContext:           d.DialContext,
 		MaxIdleConnsPerHost:   maxIdleConnsPerMember,
 		IdleConnTimeout:       idleConnTimeout,
@@ -43,6 +45,12 @@ func newTransport(cfg *Config) *http.Transport {
 		DisableCompression:    true,
 		Protocols:             &protocols,
 	}
+	// ajp:// members: the same requests over AJP/1.3, pooled by the ajp
+	// package's Transport (which bounds the wait for headers by the
+	// request's context, as ReverseProxy's attempts set it).
+	t.RegisterProtocol("ajp", &ajp.Transport{Secret: cfg.AJPSecret, DialContext: d.DialContext,
+		MaxIdleConnsPerHost: maxIdleConnsPerMember, IdleConnTimeout: idleConnTimeout})
+	return t
 }
 
 // NewServer returns an http.Server for h that speaks HTTP/1.1, HTTP/2

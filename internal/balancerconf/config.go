@@ -49,6 +49,7 @@ type Config struct {
 	TLSKey         string // tls-key
 	AdminListen    string // admin-listen; "" means no manager
 	AdminTokenFile string // admin-token-file
+	AJPSecretFile  string // ajp-secret-file
 	LogFormat      string // log-format: "text" or "json"
 	LogLevel       slog.Level
 
@@ -181,6 +182,9 @@ func (c *Config) read(t *table) {
 		t.errorf("tls-key", "tls-key needs tls-cert")
 	}
 	c.readAdmin(t)
+	if t.str("ajp-secret-file", &c.AJPSecretFile) && c.AJPSecretFile == "" {
+		t.errorf("ajp-secret-file", "ajp-secret-file is empty")
+	}
 	if t.str("log-format", &c.LogFormat) && c.LogFormat != "text" && c.LogFormat != "json" {
 		t.errorf("log-format", "log-format %q: want text or json", c.LogFormat)
 	}
@@ -511,7 +515,7 @@ func valueString(v any) string {
 // resolvePaths makes the file names in c relative to the config file's
 // directory.
 func (c *Config) resolvePaths() {
-	for _, p := range []*string{&c.TLSCert, &c.TLSKey, &c.AdminTokenFile, &c.Cluster.KeyFile} {
+	for _, p := range []*string{&c.TLSCert, &c.TLSKey, &c.AdminTokenFile, &c.AJPSecretFile, &c.Cluster.KeyFile} {
 		*p = relativeTo(c.File, *p)
 	}
 }
@@ -527,6 +531,14 @@ func (c *Config) checkFiles() error {
 	if c.AdminTokenFile != "" {
 		if _, err := admin.ReadTokenFile(c.AdminTokenFile); err != nil {
 			d.errorf(c.Line("admin-token-file"), "admin-token-file: %v", err)
+		}
+	}
+	if c.AJPSecretFile != "" {
+		if fi, err := os.Stat(c.AJPSecretFile); err != nil {
+			d.errorf(c.Line("ajp-secret-file"), "ajp-secret-file: %v", err)
+		} else if fi.Mode().Perm()&0o027 != 0 {
+			d.errorf(c.Line("ajp-secret-file"), "ajp-secret-file %s has mode %#o (group-writable or readable by others); run: chmod 600 %s",
+				c.AJPSecretFile, fi.Mode().Perm(), c.AJPSecretFile)
 		}
 	}
 	if c.Cluster.KeyFile != "" {

@@ -7,7 +7,7 @@
 // that a file it refuses is refused with errors of type *Error, each
 // naming the file, the line and the reason:
 //
-//	balancer.toml:12: member "n2": url "ftp://x": want http:// URL (http://host:port, optionally with a path)
+//	balancer.toml:12: member "n2": url "ftp://x": want http:// URL (http://host:port, optionally with a path) or ajp://host:port
 //
 // That holds for TOML syntax errors, keys given twice, unknown keys (a
 // typo is never ignored: "weigth" is refused, with "did you mean

@@ -42,6 +42,7 @@ type balancerFlags struct {
 	failOn    string   // --failonstatus, comma-separated codes
 	adminAddr string   // --admin-listen; "" means no manager
 	tokenFile string   // --admin-token-file
+	ajpSecret string   // --ajp-secret-file
 	logFormat string
 	logLevel  slog.Level
 
@@ -101,6 +102,9 @@ func defineBalancerFlags(fs *flag.FlagSet) *balancerFlags {
 	fs.StringVar(&f.adminAddr, "admin-listen", "",
 		"serve the manager (JSON API, HTML page, /metrics) on `ADDR` (host:port), apart from clients;\n"+
 			"off by default; an address other than loopback needs --admin-token-file")
+	fs.StringVar(&f.ajpSecret, "ajp-secret-file", "",
+		"send the secret in `FILE` (one line, mode 600) to ajp:// members, as Apache's BalancerMember secret=\n"+
+			"(the secret of their AJP connector; Tomcat requires one by default)")
 	fs.StringVar(&f.tokenFile, "admin-token-file", "",
 		"authenticate the manager with the token in `FILE` (mode 600): Authorization: Bearer TOKEN,\n"+
 			"or user admin with the token as password; without it, on loopback, a token is made\n"+
@@ -134,6 +138,11 @@ func (f *balancerFlags) config() (balancer.Config, error) {
 			return cfg, fmt.Errorf("--member %s: %w", spec, err)
 		}
 		cfg.Members = append(cfg.Members, mc)
+	}
+	if f.ajpSecret != "" {
+		if cfg.AJPSecret, err = readAJPSecret(f.ajpSecret); err != nil {
+			return cfg, err
+		}
 	}
 	if cfg.FailOnStatus, err = balancer.ParseStatusList(f.failOn); err != nil {
 		return cfg, fmt.Errorf("--failonstatus %w", err)

@@ -72,6 +72,7 @@ var fileSettings = map[string]func(f *balancerFlags, c *balancerconf.Config){
 	"max-body":         func(f *balancerFlags, c *balancerconf.Config) { f.maxBody = formatSize(c.Balancer.MaxBodyBytes) },
 	"admin-listen":     func(f *balancerFlags, c *balancerconf.Config) { f.adminAddr = c.AdminListen },
 	"admin-token-file": func(f *balancerFlags, c *balancerconf.Config) { f.tokenFile = c.AdminTokenFile },
+	"ajp-secret-file":  func(f *balancerFlags, c *balancerconf.Config) { f.ajpSecret = c.AJPSecretFile },
 	"log-format":       func(f *balancerFlags, c *balancerconf.Config) { f.logFormat = c.LogFormat },
 	"log-level":        func(f *balancerFlags, c *balancerconf.Config) { f.logLevel = c.LogLevel },
 	"cluster-join": func(f *balancerFlags, c *balancerconf.Config) {

@@ -25,16 +25,17 @@ import (
 // a distributable JSP app). Clustering is off: this is about the
 // balancer, not Tomcat's replication.
 //
-// Two balancers run side by side: one given the members as flags
+// Three balancers run side by side: one given the members as flags
 // (--member tomcat1=http://...), one from the seed's exact Apache
 // config translated by `shoal balancer --from-httpd` (its ajp:// members
-// pointed at the Tomcats' HTTP connectors). Through each: stickiness by
+// pointed at the Tomcats' HTTP connectors), and one speaking AJP to the
+// Tomcats' AJP connectors with their secret (--member
+// tomcat1=ajp://..., --ajp-secret-file). Through each: stickiness by
 // Tomcat's own JSESSIONID=<hex>.tomcatN (cookie and ;jsessionid= path
 // parameter), then a kill -9 of the session's Tomcat: the next request
 // succeeds on the other Tomcat (a new session there, since nothing
 // replicates), which then keeps it. The Tomcats' AJP connectors are
-// checked with shoal's ajp.Transport and the secret; the balancer takes
-// http:// members only in this version.
+// also checked with shoal's ajp.Transport alone: the secret is needed.
 func TestBalancerInFrontOfTomcat(t *testing.T) {
 	tomcatInstalled(t)
 	secret := make([]byte, 16)
@@ -78,7 +79,15 @@ func TestBalancerInFrontOfTomcat(t *testing.T) {
 	byFlags.name = "balancer (flags)"
 	byFile := startBalancerNode(t, 0, "--config", fromSeedVhost(t, t1, t2))
 	byFile.name = "balancer (--from-httpd)"
-	balancers := []*node{byFlags, byFile}
+	// The same Tomcats over AJP, with their connectors' secret.
+	secretFile := filepath.Join(t.TempDir(), "ajp.secret")
+	if err := os.WriteFile(secretFile, []byte(secretHex+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	byAJP := startBalancerNode(t, 0, "--member", "tomcat1=ajp://"+t1.ajpAddr, "--member", "tomcat2=ajp://"+t2.ajpAddr,
+		"--ajp-secret-file", secretFile, "--health-path", "")
+	byAJP.name = "balancer (ajp:// members)"
+	balancers := []*node{byFlags, byFile, byAJP}
 
 	// A logged-in session on each Tomcat, through each balancer.
 	sessions := map[*node]map[string]*tomcatSession{}

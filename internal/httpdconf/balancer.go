@@ -508,8 +508,8 @@ func (t *translator) memberURL(d *Directive, raw, prefix string, mo *memberOut, 
 	case err != nil:
 		t.report(d.Line, NotTranslated, d.String(), "%v", innermost(err))
 	case secret != nil && scheme == "ajp":
-		t.report(d.Line, NotTranslated, secret.raw, "this translation cannot set an AJP secret: set it as the balancer's "+
-			"documentation says")
+		t.report(d.Line, NotTranslated, secret.raw, "a secret is not written into the config: put it in a file of mode 600 "+
+			"and set ajp-secret-file = \"FILE\" (or --ajp-secret-file FILE); shoal sends one secret to every ajp:// member")
 	case secret != nil:
 		t.report(d.Line, Note, secret.raw, "not needed: secret is for ajp:// members (Apache ignores it here)")
 	}
