@@ -17,7 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${OUT:-$HERE/out}
 WRK_ARGS=${WRK_ARGS:--t2 -c32 -d15s}
-CASES=${CASES:-direct-1node balancer-1node sticky-2nodes sticky-2nodes-async rr-2nodes rr-3nodes sticky-3nodes kill-under-load}
+CASES=${CASES:-direct-1node balancer-1node sticky-2nodes sticky-2nodes-async rr-2nodes rr-3nodes sticky-3nodes apache-ajp-1node apache-ajp-sticky-2nodes kill-under-load}
 mkdir -p "$OUT"
 FIG="$OUT/figures-$(date +%Y%m%d-%H%M%S).txt"
 : > "$FIG"
@@ -44,7 +44,10 @@ log "building shoal"
 
 http_port()   { echo $((17500 + $1)); }
 gossip_port() { echo $((17510 + $1)); }
+ajp_port()    { echo $((17520 + $1)); }
 BAL=127.0.0.1:17500
+APACHE=127.0.0.1:17530
+head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$OUT/ajp.secret"; chmod 600 "$OUT/ajp.secret"
 
 wait_ready() { # URL
     for _ in $(seq 300); do
@@ -60,6 +63,7 @@ start_nodes() {
     for i in $(seq "$n"); do
         : > "$OUT/node$i.log"
         args=(node --name "n$i" --listen "127.0.0.1:$(http_port "$i")" --log-level "$level")
+        [ -n "${AJP:-}" ] && args+=(--ajp "127.0.0.1:$(ajp_port "$i")" --ajp-secret-file "$OUT/ajp.secret")
         if [ "$cluster" = on ]; then
             args+=(--cluster-listen "127.0.0.1:$(gossip_port "$i")" --cluster-key-file "$OUT/cluster.key" --replication "$repl")
             [ "$i" -gt 1 ] && args+=(--join "127.0.0.1:$(gossip_port 1)")
@@ -82,6 +86,36 @@ start_balancer() {
     for _ in $(seq 200); do (exec 3<>"/dev/tcp/${BAL%:*}/${BAL#*:}") 2>/dev/null && break; sleep 0.05; done
     sleep 0.5 # members checked
 }
+
+# start_apache N: Apache httpd (Debian's apache2, event MPM, the Tomcat
+# harness's worker settings) with the seed's sticky ProxyPass line over
+# ajp:// members n1..nN, each shoal node's AJP port with the secret.
+start_apache() {
+    local d="$OUT/apache" i
+    rm -rf "$d"; mkdir -p "$d"; chmod 755 "$d"
+    {
+        echo "ServerRoot \"$d\""; echo "ServerName 127.0.0.1"; echo "Listen $APACHE"
+        [ "$(id -u)" = 0 ] && printf 'User www-data\nGroup www-data\n'
+        echo "PidFile \"$d/httpd.pid\""; echo "DefaultRuntimeDir \"$d\""; echo "Mutex pthread default"
+        echo "ErrorLog \"$d/error.log\""; echo "LogLevel warn"
+        echo 'LogFormat "%a \"%r\" %>s %D" bal'; echo "CustomLog \"$d/access.log\" bal"
+        for m in mpm_event authz_core proxy proxy_ajp proxy_http slotmem_shm proxy_balancer lbmethod_byrequests; do
+            echo "LoadModule ${m}_module /usr/lib/apache2/modules/mod_$m.so"
+        done
+        printf 'StartServers 2\nMinSpareThreads 25\nMaxSpareThreads 75\nThreadLimit 64\nThreadsPerChild 25\nMaxRequestWorkers 150\nMaxConnectionsPerChild 0\n'
+        echo '<Proxy "balancer://cluster">'
+        for i in $(seq "$1"); do
+            echo "    BalancerMember \"ajp://127.0.0.1:$(ajp_port "$i")\" route=n$i secret=$(cat "$OUT/ajp.secret")"
+        done
+        echo '    ProxySet lbmethod=byrequests'; echo '</Proxy>'
+        echo 'ProxyPass "/" "balancer://cluster/" stickysession=JSESSIONID|jsessionid nofailover=Off'
+    } > "$d/httpd.conf"
+    /usr/sbin/apache2 -d "$d" -f "$d/httpd.conf" -DFOREGROUND 2>>"$d/error.log" &
+    APACHE_PID=$!
+    PIDS+=($APACHE_PID)
+    for _ in $(seq 200); do (exec 3<>"/dev/tcp/${APACHE%:*}/${APACHE#*:}") 2>/dev/null && break; sleep 0.05; done
+}
+apache_pids() { echo "$APACHE_PID $(ps -o pid= --ppid "$APACHE_PID" | tr '\n' ' ')"; }
 
 cookies() { # URL N > file: "user sid" per login
     local i sid
@@ -110,7 +144,7 @@ measure() { # NAME URL NODE_PIDS BALANCER_PID
     local s l req
     s=$(sed -n 's/^WRK-SUMMARY //p' "$f"); l=$(sed -n 's/^WRK-LUA //p' "$f")
     req=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<< "$s")
-    fig "shoal $name: $s | $l | node CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, balancer=$(( (b1 - b0) * 10000 / ${req:-1} )) us"
+    fig "shoal $name: $s | $l | node CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, balancer (or Apache)=$(( (b1 - b0) * 10000 / ${req:-1} )) us"
 }
 
 # kill_under_load: 3 nodes behind the sticky balancer under the /counter
@@ -155,6 +189,8 @@ for c in $CASES; do
     rr-3nodes)           start_nodes 3; start_balancer 3 rr; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
     sticky-3nodes)       start_nodes 3; start_balancer 3 sticky; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
     kill-under-load)     kill_under_load "$c" ;;
+    apache-ajp-1node)    AJP=1 start_nodes 1 off; start_apache 1; measure "$c" "http://$APACHE" "$NODE_PIDS" "$(apache_pids)" ;;
+    apache-ajp-sticky-2nodes) AJP=1 start_nodes 2; start_apache 2; measure "$c" "http://$APACHE" "$NODE_PIDS" "$(apache_pids)" ;;
     *) log "unknown case $c"; exit 2 ;;
     esac
     stop_all
