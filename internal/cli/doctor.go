@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,14 +46,26 @@ func runDoctor(ctx context.Context, inv *invocation) error {
 	fs.StringVar(&tokenFile, "admin-token-file", "", "read the manager's token from `FILE` (the balancer's --admin-token-file)")
 	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
 	fs.DurationVar(&timeout, "timeout", 5*time.Second, "give each request `DURATION` to answer")
+	cluster := defineDoctorClusterFlags(fs)
 	if help, err := inv.parse(fs); help || err != nil {
 		return err
 	}
 	if err := inv.noArgs(fs); err != nil {
 		return err
 	}
-	if balancer == "" && len(nodes) == 0 {
-		return inv.usageErr("give --balancer URL, --node URL, or both")
+	if balancer == "" && len(nodes) == 0 && !cluster.enabled() {
+		return inv.usageErr("give --balancer URL, --node URL, or the cluster's --cluster-join/--cluster-discover and key")
+	}
+	if cluster.enabled() {
+		found, err := cluster.nodeURLs(ctx)
+		if err != nil {
+			return fmt.Errorf("doctor: %w", err)
+		}
+		for _, u := range found {
+			if !slices.Contains(nodes, u) {
+				nodes = append(nodes, u)
+			}
+		}
 	}
 	if tokenFile != "" && balancer == "" {
 		return inv.usageErr("--admin-token-file goes with --balancer")

@@ -98,6 +98,21 @@ func TestDoctor(t *testing.T) {
 		}
 	})
 
+	t.Run("found through the cluster", func(t *testing.T) {
+		// No URL at all: the doctor joins the gossip as an observer with
+		// the key and finds the nodes itself.
+		out, code := runDoctor(t, "--cluster-join", g1, "--cluster-key-file", key, "--cluster-listen", "127.0.0.1:0")
+		if code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+		wantLine(t, out, `^PASS  nodes reachable and ready +n1, n2, n3 ready$`)
+		// With another key the gossip refuses it, and it says so.
+		_, code = runDoctor(t, "--cluster-join", g1, "--cluster-key-file", writeKey(t), "--cluster-listen", "127.0.0.1:0")
+		if code == 0 {
+			t.Errorf("a doctor with the wrong key exited 0")
+		}
+	})
+
 	t.Run("wrong route", func(t *testing.T) {
 		// n3's URL under the route n9: its sessions' cookies name n3, so
 		// the balancer would send them to a member it does not have.
