@@ -87,6 +87,10 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 				return
 			}
 			cc.rd.setDeadline(idleTimeout)
+		} else {
+			// A pipelined request: the deadline set before the last one
+			// may have passed while it was served.
+			cc.rd.setDeadline(readHeaderTimeout)
 		}
 		head, err := cc.rd.readHead(maxHeadBytes)
 		if err != nil {
