@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -66,6 +67,9 @@ type backendConn struct {
 	reused bool // it served a request before this one
 	// idleSince is when it was last put back (nanotime).
 	idleSince int64
+	// timedOut is set by the housekeeper when it closes the connection
+	// because the response header timeout passed.
+	timedOut atomic.Bool
 }
 
 // staleCheckAfter is how long a connection may stay idle before its

@@ -29,11 +29,22 @@ type clientConn struct {
 	c     net.Conn
 	rd    hreader
 	state atomic.Int32
-	https bool
-	tls   *tls.ConnectionState
-	ip    string // the client's address, for X-Forwarded-For
-	h     reqHead
-	rh    respHead
+	// idleSince is when it started waiting for a request (nanotime), for
+	// the housekeeper's idle timeout.
+	idleSince atomic.Int64
+	// waitUntil (nanotime) and waitBC are the member connection whose
+	// response head is awaited and until when, for the housekeeper's
+	// response header timeout (long timeouts; short ones are deadlines).
+	waitUntil atomic.Int64
+	waitBC    atomic.Pointer[backendConn]
+	// deadlineSet says a read deadline is set on c (a slow head, a
+	// pipelined request), to be cleared before an idle wait or a body.
+	deadlineSet bool
+	https       bool
+	tls         *tls.ConnectionState
+	ip          string // the client's address, for X-Forwarded-For
+	h           reqHead
+	rh          respHead
 	// headCopy holds the request head when the connection's buffer is
 	// needed for its body.
 	headCopy []byte
@@ -69,7 +80,10 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 	}
 	bp := clientBufPool.Get().(*[]byte)
 	cc.rd = hreader{c: cc.c, buf: *bp}
-	cc.rd.slowHead = func() { cc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout)) }
+	cc.rd.slowHead = func() {
+		cc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+		cc.deadlineSet = true
+	}
 	defer func() {
 		if !handedOff {
 			cc.c.Close()
@@ -86,11 +100,17 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 			if f.closing.Load() {
 				return
 			}
-			cc.rd.setDeadline(idleTimeout)
+			// The idle timeout is the housekeeper's (Frontend.sweep): a
+			// deadline per request costs a runtime timer update each.
+			if cc.deadlineSet {
+				cc.c.SetReadDeadline(time.Time{})
+				cc.deadlineSet = false
+			}
+			cc.idleSince.Store(nanotime())
 		} else {
-			// A pipelined request: the deadline set before the last one
-			// may have passed while it was served.
+			// A pipelined request: bound the rest of its head.
 			cc.rd.setDeadline(readHeaderTimeout)
+			cc.deadlineSet = true
 		}
 		head, err := cc.rd.readHead(maxHeadBytes)
 		if err != nil {
@@ -233,7 +253,10 @@ func (cc *clientConn) serveRequest(s *settings) bool {
 	var inline []byte
 	var body *replayBody
 	if h.chunked || h.contentLength > 0 {
-		cc.c.SetReadDeadline(time.Time{}) // bodies may stream
+		if cc.deadlineSet { // bodies may stream
+			cc.c.SetReadDeadline(time.Time{})
+			cc.deadlineSet = false
+		}
 		if !h.chunked && int64(cc.rd.buffered()) >= h.contentLength {
 			inline = cc.rd.buf[cc.rd.r : cc.rd.r+int(h.contentLength)]
 			cc.rd.r += int(h.contentLength)
@@ -400,10 +423,30 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 				bodyDone <- err
 			}()
 		}
-		if s.cfg.ResponseHeaderTimeout > 0 {
-			bc.rd.setDeadline(s.cfg.ResponseHeaderTimeout)
+		rht := s.cfg.ResponseHeaderTimeout
+		coarse := rht >= cc.f.coarseMin
+		switch {
+		case coarse: // the housekeeper's, to a second
+			cc.waitUntil.Store(nanotime() + int64(rht))
+			cc.waitBC.Store(bc)
+		case rht > 0:
+			bc.rd.setDeadline(rht)
 		}
 		err = cc.readResponseHead(bc)
+		switch {
+		case coarse:
+			cc.waitUntil.Store(0)
+			if cc.waitBC.Swap(nil) == nil { // the housekeeper took it: it closes it
+				if err == nil {
+					err = errResponseTimeout
+				}
+				if bc.timedOut.Load() {
+					err = errResponseTimeout
+				}
+			}
+		case rht > 0:
+			bc.c.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
 			if bodyDone != nil {
 				berr, stopped := cc.stopBody(bc, bodyDone)
@@ -434,9 +477,6 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 				return cc.fail(504, body)
 			}
 			return cc.fail(502, body)
-		}
-		if s.cfg.ResponseHeaderTimeout > 0 {
-			bc.c.SetReadDeadline(time.Time{})
 		}
 		now := time.Now()
 		m.lat.observe(now.UnixNano(), now.Sub(start))
@@ -814,6 +854,16 @@ func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member, 
 	}
 	return outDone
 }
+
+// errResponseTimeout is the error of a member whose response head did
+// not come within ResponseHeaderTimeout, as the housekeeper saw it.
+var errResponseTimeout error = &timeoutError{"no response headers within the response header timeout"}
+
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string   { return e.msg }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
 
 // bodyGrace is how long a complete response waits for the end of a
 // request body still streaming before the body is cut.

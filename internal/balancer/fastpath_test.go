@@ -677,3 +677,62 @@ func TestFastPathFullDuplex(t *testing.T) {
 		t.Errorf("end of the response: %q, %v", rest, err)
 	}
 }
+
+// TestFrontendSweep: the idle timeout and a long response header timeout
+// are the housekeeper's, not read deadlines.
+func TestFrontendSweep(t *testing.T) {
+	oldEvery, oldMin := sweepEvery, coarseTimeoutMin
+	sweepEvery, coarseTimeoutMin = 10*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { sweepEvery, coarseTimeoutMin = oldEvery, oldMin })
+
+	n1, n2 := newBackend(t, "n1"), newBackend(t, "n2")
+	n1.handle(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	cfg := testConfig(t, n1.member(), n2.member())
+	cfg.ResponseHeaderTimeout = 100 * time.Millisecond // >= coarseTimeoutMin: swept
+	tb := startBalancer(t, cfg)
+	start := time.Now()
+	r := tb.get(t, "/", "Cookie: JSESSIONID=a.n1")
+	if r.code != 200 || r.body != "n2" || time.Since(start) > 2*time.Second {
+		t.Errorf("got %d %q after %v, want n2's answer once n1's 100 ms passed", r.code, r.body, time.Since(start))
+	}
+	if st := tb.member("n1").Status(); st.State != StateError || !strings.Contains(st.Reason, "timeout") {
+		t.Errorf("n1 %s (%q), want error for the timeout", st.State, st.Reason)
+	}
+	if got := tb.member("n1").stats.errors[failTimeout].Load(); got != 1 {
+		t.Errorf("errors{reason=timeout} = %d, want 1", got)
+	}
+
+	// An idle client connection is closed once idleTimeout has passed.
+	c, err := net.Dial("tcp", tb.front.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nCookie: JSESSIONID=a.n2\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(res.Body)
+	waitFor(t, "the connection idle", func() bool {
+		tb.frontend.mu.Lock()
+		defer tb.frontend.mu.Unlock()
+		for cc := range tb.frontend.conns {
+			if cc.state.Load() != connIdle {
+				return false
+			}
+		}
+		return true
+	})
+	tb.frontend.sweep(nanotime() + int64(idleTimeout) + 1)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after the idle timeout: %v, want the connection closed", err)
+	}
+}

@@ -47,6 +47,10 @@ type Frontend struct {
 	doneOnce  sync.Once
 	wg        sync.WaitGroup // connection goroutines
 
+	// sweepEvery and coarseMin are the housekeeper's timing, read from
+	// the package's variables when the Frontend is made.
+	sweepEvery, coarseMin time.Duration
+
 	open atomic.Int64 // client connections open (both paths' fast-path loops)
 	peak atomic.Int64 // the most open since memory was last given back
 }
@@ -58,11 +62,13 @@ func NewFrontend(b *Balancer, log *slog.Logger) *Frontend {
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Frontend{
-		b:         b,
-		log:       log,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*clientConn]struct{}{},
-		done:      make(chan struct{}),
+		b:          b,
+		log:        log,
+		listeners:  map[net.Listener]struct{}{},
+		conns:      map[*clientConn]struct{}{},
+		done:       make(chan struct{}),
+		sweepEvery: sweepEvery,
+		coarseMin:  coarseTimeoutMin,
 	}
 	f.hand = &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
 	f.inner = NewServer(http.HandlerFunc(serveHandedOff(b)), log)
@@ -129,7 +135,7 @@ func (f *Frontend) serve(ln net.Listener, tlsCfg *tls.Config) error {
 		f.inner.TLSConfig = tlsCfg
 		go f.inner.Serve(f.hand)
 	})
-	f.trimOnce.Do(func() { go f.trimMemory() })
+	f.trimOnce.Do(func() { go f.housekeep() })
 
 	var backoff time.Duration
 	for {
@@ -249,13 +255,11 @@ func (f *Frontend) closeIdle() int {
 	return len(f.conns)
 }
 
-// trimMemory gives memory back to the system after a burst of
-// connections is over: their buffers and stacks are garbage, but the
-// runtime returns freed pages only slowly. Once the connections drop to
-// a small part of their peak, one forced collection and scavenge returns
-// them at once.
-func (f *Frontend) trimMemory() {
-	t := time.NewTicker(time.Second)
+// housekeep runs every sweepEvery until the Frontend stops: it enforces
+// the idle and (long) response header timeouts, and gives memory back
+// after a burst of connections.
+func (f *Frontend) housekeep() {
+	t := time.NewTicker(f.sweepEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -263,23 +267,67 @@ func (f *Frontend) trimMemory() {
 			return
 		case <-t.C:
 		}
-		peak, open := f.peak.Load(), f.open.Load()
-		burstOver := peak >= trimAfterConns && open <= peak/16
-		keep := maxIdlePerMember
-		if burstOver {
-			keep = idleAfterBurst
+		f.sweep(nanotime())
+		f.trimMemory()
+	}
+}
+
+// Timing of the housekeeper; variables for tests (a Frontend reads them
+// when it is made).
+var (
+	// sweepEvery is how often the housekeeper runs.
+	sweepEvery = time.Second
+	// coarseTimeoutMin is the least ResponseHeaderTimeout the housekeeper
+	// enforces (to sweepEvery); shorter ones are read deadlines.
+	coarseTimeoutMin = 10 * time.Second
+)
+
+// sweep closes the client connections idle for longer than idleTimeout,
+// and the member connections whose response head is overdue. They are
+// swept rather than given read deadlines because a deadline per request
+// costs a runtime timer update (about 5 % of a request's time in
+// BenchmarkFastPath), where the sweep costs two loads per connection a
+// second.
+func (f *Frontend) sweep(now int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for cc := range f.conns {
+		if cc.state.Load() == connIdle && now-cc.idleSince.Load() > int64(idleTimeout) &&
+			cc.state.CompareAndSwap(connIdle, connClosed) {
+			cc.c.Close()
+			continue
 		}
-		for _, m := range f.b.set.Load().list {
-			m.target().pool.trimIdle(keep, idleConnTimeout)
+		if until := cc.waitUntil.Load(); until != 0 && now > until {
+			if bc := cc.waitBC.Swap(nil); bc != nil {
+				bc.timedOut.Store(true)
+				bc.c.Close()
+			}
 		}
-		if burstOver {
-			// Two collections: the first moves the pooled buffers of the
-			// closed connections to sync.Pool's victim cache, the second
-			// (FreeOSMemory's) frees them, then the pages go back.
-			runtime.GC()
-			debug.FreeOSMemory()
-			f.peak.Store(open)
-		}
+	}
+}
+
+// trimMemory gives memory back to the system after a burst of
+// connections is over: their buffers and stacks are garbage, but the
+// runtime returns freed pages only slowly. Once the connections drop to
+// a small part of their peak, one forced collection and scavenge returns
+// them at once. It also trims the member connection pools.
+func (f *Frontend) trimMemory() {
+	peak, open := f.peak.Load(), f.open.Load()
+	burstOver := peak >= trimAfterConns && open <= peak/16
+	keep := maxIdlePerMember
+	if burstOver {
+		keep = idleAfterBurst
+	}
+	for _, m := range f.b.set.Load().list {
+		m.target().pool.trimIdle(keep, idleConnTimeout)
+	}
+	if burstOver {
+		// Two collections: the first moves the pooled buffers of the
+		// closed connections to sync.Pool's victim cache, the second
+		// (FreeOSMemory's) frees them, then the pages go back.
+		runtime.GC()
+		debug.FreeOSMemory()
+		f.peak.Store(open)
 	}
 }
 
