@@ -111,7 +111,10 @@
 // exchanges and a member's early answer work. A pooled connection idle for more
 // than a second is checked (a peek) before reuse, and a request whose
 // reused connection turns out closed by the member goes again on a new
-// one; timeouts are read deadlines. After a burst of connections, the
+// one. The idle timeout and response header timeouts of 10 s or more
+// are enforced by a sweep once a second rather than a read deadline per
+// request (a runtime timer update each); shorter response header
+// timeouts are deadlines. After a burst of connections, the
 // buffers are given back to the system at once (two collections and a
 // scavenge) and the member pools trimmed.
 //
@@ -133,25 +136,25 @@
 //
 // Measured in the shared lb-peers harness (wrk -t2 -c64 on the same two
 // cores as the proxies and two Go backends, 3 interleaved rounds of 4 s,
-// three runs on 2026-11-28; bench/README.md has the tables): the fast
-// path serves 10,400-13,000 req/s, 1.4-2.2 times the Go ReverseProxy
-// baseline, at 41-52 µs of CPU per request (the net/http path: 113).
-// Against the peers in the same runs it is close to HAProxy (0.93-0.97
-// of its round-robin throughput, 0.82-1.03 sticky) and behind nginx
-// (0.67-0.85 round robin, 0.82-1.13 sticky), at about 1.3 times nginx's
-// CPU per request: the target of being ahead of both is not met. The
-// difference is the Go runtime's share, not the proxy's own code (no
-// allocation, about a tenth of the CPU samples): measured apart, a
-// request costs the balancer 20 µs in user mode and 31 in the kernel
-// where nginx spends 12 and 26, for a read that finds nothing before
-// each wait (Go's netpoller reads first where nginx waits for epoll
-// first: about 0.9 more system calls per request), the scheduler's
-// wake-ups and deadline timers. With 10,000 keep-alive clients it
-// answered every request in all three runs (HAProxy failed 17,600-20,100
-// per run, nginx none in two runs of three), with at most 171 MiB
-// resident, and gave most of it back after (44 MiB). Killing a member
-// under 2,000 req/s failed no request, added at most 8-31 ms, and the
-// restarted member took requests again within 88-152 ms.
+// four runs on 2026-11-28; bench/README.md has the tables): the fast
+// path serves 10,400-15,000 req/s, 1.4-2.3 times the Go ReverseProxy
+// baseline, at 40-52 µs of CPU per request (the net/http path: 113).
+// Against the peers in the same runs, round robin it is behind both
+// (0.67-0.85 of nginx's throughput, 0.76-0.97 of HAProxy's), sticky it
+// is level with them (0.82-1.13 of nginx's, 0.82-1.38 of HAProxy's), at
+// about 1.3 times nginx's CPU per request: the target of being ahead of
+// both is not met. The difference is the Go runtime's share, not the
+// proxy's own code (no allocation, about a tenth of the CPU samples):
+// measured apart, a request costs the balancer 20 µs in user mode and 31
+// in the kernel where nginx spends 12 and 26, for a read that finds
+// nothing before each wait (Go's netpoller reads first where nginx waits
+// for epoll first: about 0.9 more system calls per request) and the
+// scheduler's wake-ups. With 10,000 keep-alive clients it answered every
+// request in all four runs (HAProxy failed 13,500-20,100 per run, nginx
+// none in three runs of four), with at most 179 MiB resident, and gave
+// most of it back after (43 MiB). Killing a member under 2,000 req/s
+// failed no request, added at most 8-31 ms, and the restarted member took
+// requests again within 74-152 ms.
 //
 // Member state lives in atomics on each Member, so the request path takes
 // no lock except the byrequests counters' mutex, which Apache also takes.
