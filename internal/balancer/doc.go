@@ -165,9 +165,13 @@
 // route's node is gone goes straight to a node that holds a copy of its
 // session (placement over the ready nodes, as the nodes compute it).
 //
+// AJP members (ajp://) are spoken to through the ajp package's
+// Transport, on the net/http path: while any member is AJP, every request
+// takes that path.
+//
 // Not done yet: trusted upstream proxies (X-Forwarded-For appended
-// instead of replaced), HTTPS and AJP to members. On the fast path,
-// interim responses (103 Early Hints) are not passed on and the client's
+// instead of replaced), HTTPS to members. On the fast path, interim
+// responses (103 Early Hints) are not passed on and the client's
 // trailer fields are dropped, and a client that goes away while its
 // member is still working is noticed when the answer is written, not
 // before (the net/http path cancels the member's request at once).
