@@ -168,7 +168,9 @@ func (f *clusterFollower) refreshLocked() {
 			b.log.Info("balancer: cluster node added", slog.String("node", node.Name), slog.String("url", u),
 				slog.String("state", node.State.String()))
 		}
-		m.notReady.Store(node.State != membership.StateReady)
+		if was := m.notReady.Swap(node.State != membership.StateReady); was != (node.State != membership.StateReady) && old.byRoute[node.Name] == m {
+			b.log.Info("balancer: cluster node state", slog.String("node", node.Name), slog.String("state", node.State.String()))
+		}
 		if node.State == membership.StateReady {
 			ready = append(ready, node.Name)
 		}

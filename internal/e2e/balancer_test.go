@@ -38,6 +38,14 @@ func TestBalancerFollowsCluster(t *testing.T) {
 	}) {
 		t.Fatalf("the balancer did not list three cluster nodes:\n%s", lb.stderr)
 	}
+	// Each node ready in the balancer's view too (its gossip may tell a
+	// node's ready state a moment after the node's own /healthz/ready).
+	for _, n := range nodes {
+		re := regexp.MustCompile(`msg="balancer: cluster node (?:added|state)" node=` + n.name + ` (?:url=\S+ )?state=ready`)
+		if !poll(20*time.Second, func() bool { return re.MatchString(lb.stderr.String()) }) {
+			t.Fatalf("the balancer never saw %s ready:\n%s", n.name, lb.stderr)
+		}
+	}
 
 	r, err := request(t.Context(), client, "POST", base+"/login", "", url.Values{"user": {"erin"}})
 	if err != nil || r.status != 200 {
