@@ -66,7 +66,9 @@ type Config struct {
 	// Event.Copy set), as Tomcat's notifyListenersOnReplication does. By
 	// default it fires once in the cluster, on the node that decided. It
 	// needs a Store with the CopyWatcher capability (the cluster); other
-	// stores hold no copies, so it changes nothing there.
+	// stores hold no copies, so it changes nothing there. The events of
+	// copies run on the goroutine that received the other node's message:
+	// a listener that blocks delays that node's next messages.
 	DestroyedOnEveryCopy bool
 
 	// SweepInterval is how often expired sessions are removed from the
