@@ -329,3 +329,17 @@ func ParseSize(s string) (int64, error) {
 	}
 	return n * unit, nil
 }
+
+// FormatSize writes n as ParseSize reads it, in the largest unit that
+// divides it.
+func FormatSize(n int64) string {
+	for _, u := range sizeUnits {
+		if n != 0 && n%u.n == 0 {
+			if u.n == 1 {
+				return strconv.FormatInt(n, 10)
+			}
+			return strconv.FormatInt(n/u.n, 10) + u.suffix
+		}
+	}
+	return "0"
+}

@@ -11,12 +11,12 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shoal-go/shoal/internal/admin"
 	"github.com/shoal-go/shoal/internal/balancer"
+	"github.com/shoal-go/shoal/internal/balancerconf"
 )
 
 // balancerShutdownTimeout bounds the balancer's graceful shutdown:
@@ -95,7 +95,7 @@ func defineBalancerFlags(fs *flag.FlagSet) *balancerFlags {
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", c.ConnectTimeout, "give up connecting to a member after `DURATION`")
 	fs.DurationVar(&c.ResponseHeaderTimeout, "response-header-timeout", c.ResponseHeaderTimeout,
 		"give up on a member whose response headers take longer than `DURATION`")
-	fs.StringVar(&f.maxBody, "max-body", formatSize(c.MaxBodyBytes),
+	fs.StringVar(&f.maxBody, "max-body", balancerconf.FormatSize(c.MaxBodyBytes),
 		"answer 413 to request bodies over `SIZE` (bytes, or with KiB, MiB, GiB); 0 means no limit")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with the certificate (chain) in PEM `FILE`; needs --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert, in PEM `FILE`")
@@ -147,7 +147,7 @@ func (f *balancerFlags) config() (balancer.Config, error) {
 	if cfg.FailOnStatus, err = balancer.ParseStatusList(f.failOn); err != nil {
 		return cfg, fmt.Errorf("--failonstatus %w", err)
 	}
-	if cfg.MaxBodyBytes, err = parseSize(f.maxBody); err != nil {
+	if cfg.MaxBodyBytes, err = balancerconf.ParseSize(f.maxBody); err != nil {
 		return cfg, fmt.Errorf("--max-body %q: %w", f.maxBody, err)
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
@@ -365,42 +365,4 @@ func methodName(m string) string {
 		return "byrequests"
 	}
 	return m
-}
-
-// sizeUnits are the suffixes parseSize accepts, largest first.
-var sizeUnits = []struct {
-	suffix string
-	n      int64
-}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
-
-// parseSize parses a byte count: a number, optionally followed by B,
-// KiB, MiB or GiB.
-func parseSize(s string) (int64, error) {
-	unit := int64(1)
-	num := s
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(s, u.suffix) {
-			num, unit = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.n
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/unit {
-		return 0, errors.New("want a size in bytes, or with KiB, MiB or GiB (such as 32MiB)")
-	}
-	return n * unit, nil
-}
-
-// formatSize writes n as parseSize reads it, in the largest unit that
-// divides it.
-func formatSize(n int64) string {
-	for _, u := range sizeUnits {
-		if n != 0 && n%u.n == 0 {
-			if u.n == 1 {
-				return strconv.FormatInt(n, 10)
-			}
-			return strconv.FormatInt(n/u.n, 10) + u.suffix
-		}
-	}
-	return "0"
 }

@@ -69,7 +69,9 @@ var fileSettings = map[string]func(f *balancerFlags, c *balancerconf.Config){
 	"response-header-timeout": func(f *balancerFlags, c *balancerconf.Config) {
 		f.cfg.ResponseHeaderTimeout = c.Balancer.ResponseHeaderTimeout
 	},
-	"max-body":         func(f *balancerFlags, c *balancerconf.Config) { f.maxBody = formatSize(c.Balancer.MaxBodyBytes) },
+	"max-body": func(f *balancerFlags, c *balancerconf.Config) {
+		f.maxBody = balancerconf.FormatSize(c.Balancer.MaxBodyBytes)
+	},
 	"admin-listen":     func(f *balancerFlags, c *balancerconf.Config) { f.adminAddr = c.AdminListen },
 	"admin-token-file": func(f *balancerFlags, c *balancerconf.Config) { f.tokenFile = c.AdminTokenFile },
 	"ajp-secret-file":  func(f *balancerFlags, c *balancerconf.Config) { f.ajpSecret = c.AJPSecretFile },

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-go/shoal/internal/balancerconf"
 )
 
 func TestBalancerHelpListsFlags(t *testing.T) {
@@ -108,16 +110,16 @@ func TestParseSize(t *testing.T) {
 		{"0", 0}, {"1000", 1000}, {"10B", 10}, {"64KiB", 64 << 10}, {"32MiB", 32 << 20}, {"2GiB", 2 << 30},
 	}
 	for _, tt := range tests {
-		if got, err := parseSize(tt.in); err != nil || got != tt.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		if got, err := balancerconf.ParseSize(tt.in); err != nil || got != tt.want {
+			t.Errorf("balancerconf.ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
-		if got, _ := parseSize(formatSize(tt.want)); got != tt.want {
-			t.Errorf("formatSize(%d) = %q does not parse back", tt.want, formatSize(tt.want))
+		if got, _ := balancerconf.ParseSize(balancerconf.FormatSize(tt.want)); got != tt.want {
+			t.Errorf("balancerconf.FormatSize(%d) = %q does not parse back", tt.want, balancerconf.FormatSize(tt.want))
 		}
 	}
 	for _, bad := range []string{"", "-1", "1.5MiB", "32MB", "MiB", "99999999999GiB"} {
-		if _, err := parseSize(bad); err == nil {
-			t.Errorf("parseSize(%q) = nil error", bad)
+		if _, err := balancerconf.ParseSize(bad); err == nil {
+			t.Errorf("balancerconf.ParseSize(%q) = nil error", bad)
 		}
 	}
 }
