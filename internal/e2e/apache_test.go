@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -33,22 +29,9 @@ func TestApacheInFrontOfNodes(t *testing.T) {
 }
 
 func apacheScenario(t *testing.T, scheme string) {
-	secret := make([]byte, 16)
-	rand.Read(secret)
-	secretHex := hex.EncodeToString(secret)
-	secretFile := filepath.Join(t.TempDir(), "ajp.secret")
-	if err := os.WriteFile(secretFile, []byte(secretHex+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ajpFlags := []string{"--ajp", "127.0.0.1:0", "--ajp-secret-file", secretFile}
-
-	key := writeKey(t)
-	g1 := freeGossipAddr(t)
-	n1 := startClusterNode(t, "n1", key, g1, "", ajpFlags...)
-	n2 := startClusterNode(t, "n2", key, freeGossipAddr(t), g1, ajpFlags...)
-	n3 := startClusterNode(t, "n3", key, freeGossipAddr(t), g1, ajpFlags...)
-	nodes := []*node{n1, n2, n3}
-	waitSeeReady(t, nodes, nil, "n1", "n2", "n3")
+	secretHex, secretFile := writeAJPSecret(t, "")
+	nodes := startAJPCluster(t, secretFile)
+	n1 := nodes[0]
 
 	var members strings.Builder
 	for _, n := range nodes {

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/shoal-go/shoal/session"
@@ -18,25 +17,9 @@ import (
 // another with the count unbroken. A balancer with a wrong secret gets
 // every request refused (403), as the node logs.
 func TestBalancerAJPMembers(t *testing.T) {
-	secret := make([]byte, 16)
-	rand.Read(secret)
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "ajp.secret")
-	wrongFile := filepath.Join(dir, "wrong.secret")
-	if err := os.WriteFile(secretFile, []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(wrongFile, []byte("not-the-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ajpFlags := []string{"--ajp", "127.0.0.1:0", "--ajp-secret-file", secretFile}
-	key := writeKey(t)
-	g1 := freeGossipAddr(t)
-	n1 := startClusterNode(t, "n1", key, g1, "", ajpFlags...)
-	n2 := startClusterNode(t, "n2", key, freeGossipAddr(t), g1, ajpFlags...)
-	n3 := startClusterNode(t, "n3", key, freeGossipAddr(t), g1, ajpFlags...)
-	nodes := []*node{n1, n2, n3}
-	waitSeeReady(t, nodes, nil, "n1", "n2", "n3")
+	_, secretFile := writeAJPSecret(t, "")
+	_, wrongFile := writeAJPSecret(t, "not-the-secret")
+	nodes := startAJPCluster(t, secretFile)
 	members := func(secret string) []string {
 		args := []string{"--ajp-secret-file", secret}
 		for _, n := range nodes {
@@ -88,4 +71,42 @@ func TestBalancerAJPMembers(t *testing.T) {
 	if r.status != 403 {
 		t.Errorf("a balancer with the wrong secret got %d %q, want 403 from the node", r.status, r.body)
 	}
+}
+
+// writeAJPSecret writes secret (a random one when "") to a file of mode
+// 0600 and returns the secret and the file.
+func writeAJPSecret(t *testing.T, secret string) (string, string) {
+	t.Helper()
+	if secret == "" {
+		b := make([]byte, 16)
+		rand.Read(b)
+		secret = hex.EncodeToString(b)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "ajp-*.secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(secret + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		t.Fatal(err)
+	}
+	return secret, f.Name()
+}
+
+// startAJPCluster starts n1, n2 and n3, each also serving AJP with the
+// secret in secretFile, and waits until each sees the others ready.
+func startAJPCluster(t *testing.T, secretFile string) []*node {
+	t.Helper()
+	ajpFlags := []string{"--ajp", "127.0.0.1:0", "--ajp-secret-file", secretFile}
+	key := writeKey(t)
+	g1 := freeGossipAddr(t)
+	n1 := startClusterNode(t, "n1", key, g1, "", ajpFlags...)
+	n2 := startClusterNode(t, "n2", key, freeGossipAddr(t), g1, ajpFlags...)
+	n3 := startClusterNode(t, "n3", key, freeGossipAddr(t), g1, ajpFlags...)
+	nodes := []*node{n1, n2, n3}
+	waitSeeReady(t, nodes, nil, "n1", "n2", "n3")
+	return nodes
 }
