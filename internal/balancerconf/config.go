@@ -198,7 +198,7 @@ func (c *Config) read(t *table) {
 	// Each value goes through the balancer's own check, alone, so that
 	// the error points at its line and says what the flag's would.
 	probe := func(key string, set func(*balancer.Config)) {
-		if err := probeCheck(set); err != nil {
+		if err := CheckChange(set); err != nil {
 			t.errorf(key, "%v", err)
 		}
 	}
@@ -273,7 +273,7 @@ func (c *Config) readMethod(t *table) {
 	hasMethod := t.str("method", &b.Method)
 	hasKey := t.str("hash-key", &b.HashKey)
 	if hasMethod {
-		if err := probeCheck(func(p *balancer.Config) {
+		if err := CheckChange(func(p *balancer.Config) {
 			p.Method = b.Method
 			if b.Method == "hash" {
 				p.HashKey = probeHashKey
@@ -287,7 +287,7 @@ func (c *Config) readMethod(t *table) {
 	case b.Method == "hash" && b.HashKey == "":
 		t.errorf("method", "method hash needs hash-key (header:NAME or cookie:NAME)")
 	case hasKey || hasMethod:
-		if err := probeCheck(func(p *balancer.Config) { p.Method, p.HashKey = b.Method, b.HashKey }); err != nil {
+		if err := CheckChange(func(p *balancer.Config) { p.Method, p.HashKey = b.Method, b.HashKey }); err != nil {
 			if hasKey {
 				t.errorf("hash-key", "%v", err)
 			} else {
@@ -300,14 +300,14 @@ func (c *Config) readMethod(t *table) {
 func (c *Config) readHealth(t *table) {
 	h := &c.Balancer.Health
 	if t.str("health-path", &h.Path) {
-		if err := probeCheck(func(p *balancer.Config) { p.Health.Path = h.Path }); err != nil {
+		if err := CheckChange(func(p *balancer.Config) { p.Health.Path = h.Path }); err != nil {
 			t.errorf("health-path", "%v", err)
 		}
 	}
 	// Each of the others is checked with a path set (without one, the
 	// balancer ignores them) and the defaults for the rest.
 	probe := func(key string, set func(*balancer.HealthConfig)) {
-		if err := probeCheck(func(p *balancer.Config) { p.Health.Path = "/"; set(&p.Health) }); err != nil {
+		if err := CheckChange(func(p *balancer.Config) { p.Health.Path = "/"; set(&p.Health) }); err != nil {
 			t.errorf(key, "%v", err)
 		}
 	}
@@ -443,10 +443,10 @@ func readMember(t *table) (mc balancer.MemberConfig, ok bool) {
 		if session.ValidateRoute(route) != nil {
 			route = "probe"
 		}
-		if err := probeCheck(func(p *balancer.Config) {
+		if err := CheckChange(func(p *balancer.Config) {
 			p.Members = []balancer.MemberConfig{{Route: route, URL: mc.URL}}
 		}); err != nil {
-			t.errorf("url", "url %q: %v", mc.URL, innermost(err))
+			t.errorf("url", "url %q: %v", mc.URL, Innermost(err))
 		}
 	} else if !t.has("url") {
 		t.errorAt(header, "url is required (http://host:port[/path])")
@@ -458,29 +458,30 @@ func readMember(t *table) (mc balancer.MemberConfig, ok bool) {
 	t.boolean("disabled", &mc.Disabled)
 	t.boolean("drain", &mc.Draining)
 	if t.integer("lbset", &mc.LBSet, "a tier number") {
-		if err := probeCheck(func(p *balancer.Config) {
+		if err := CheckChange(func(p *balancer.Config) {
 			p.Members = []balancer.MemberConfig{{Route: "probe", URL: "http://127.0.0.1:1", LBSet: mc.LBSet}}
 		}); err != nil {
-			t.errorf("lbset", "%v", innermost(err))
+			t.errorf("lbset", "%v", Innermost(err))
 		}
 	}
 	t.unknown("")
 	return mc, len(t.d.errs) == nerr
 }
 
-// probeCheck runs balancer.Config.Check on the defaults (following a
-// cluster, so that no member is needed) changed by set: the file's values
-// get the balancer's own rules and messages.
-func probeCheck(set func(*balancer.Config)) error {
+// CheckChange runs balancer.Config.Check on the defaults (following a
+// cluster, so that no member is needed) changed by set: a value read from
+// a file (this one, or an httpd config being translated) gets the
+// balancer's own rules and messages.
+func CheckChange(set func(*balancer.Config)) error {
 	p := balancer.DefaultConfig()
 	p.FromCluster = true
 	set(&p)
 	return p.Check()
 }
 
-// innermost returns the message of the error err wraps, without the
-// "member ROUTE=URL: " that Check puts before a member's error.
-func innermost(err error) error {
+// Innermost returns the error err wraps deepest: the reason, without
+// the "member ROUTE=URL: " that Check puts before a member's error.
+func Innermost(err error) error {
 	for {
 		inner := errors.Unwrap(err)
 		if inner == nil {

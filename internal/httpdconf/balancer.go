@@ -1,7 +1,6 @@
 package httpdconf
 
 import (
-	"errors"
 	"net"
 	"slices"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/internal/balancer"
+	"github.com/shoal-go/shoal/internal/balancerconf"
 )
 
 // Apache's defaults where shoal's differ or must be written out.
@@ -130,7 +130,7 @@ func (t *translator) balancerParams(b *balancerDef, out *output) {
 		note := func(format string, args ...any) { t.report(p.line, Note, p.raw, format, args...) }
 		switch p.key {
 		case "stickysession":
-			if err := probe(func(c *balancer.Config) { c.Sticky = p.val }); err != nil {
+			if err := balancerconf.CheckChange(func(c *balancer.Config) { c.Sticky = p.val }); err != nil {
 				nt("%v", err)
 				continue
 			}
@@ -341,7 +341,7 @@ func (t *translator) health(all []*memberOut, out *output) {
 		return
 	}
 	path := "/" + strings.TrimPrefix(first.uri, "/")
-	if err := probe(func(c *balancer.Config) { c.Health.Path = path }); err != nil || strings.ContainsAny(path, "?#") {
+	if err := balancerconf.CheckChange(func(c *balancer.Config) { c.Health.Path = path }); err != nil || strings.ContainsAny(path, "?#") {
 		t.report(line, NotTranslated, "hcuri="+first.uri, "want a path (health-path)")
 		return
 	}
@@ -496,7 +496,7 @@ func (t *translator) memberURL(d *Directive, raw, prefix string, mo *memberOut, 
 		full = raw // refused below, as it is
 	}
 	scheme := strings.ToLower(u.Scheme)
-	err = probe(func(c *balancer.Config) {
+	err = balancerconf.CheckChange(func(c *balancer.Config) {
 		c.Members = []balancer.MemberConfig{{Route: mo.route, URL: full, Weight: mo.weight, LBSet: mo.lbset}}
 	})
 	switch {
@@ -504,9 +504,9 @@ func (t *translator) memberURL(d *Directive, raw, prefix string, mo *memberOut, 
 		t.report(d.Line, NotTranslated, d.String(), "this shoal version's balancer proxies to http:// members only, not ajp:// "+
 			"yet: give the member's HTTP address instead (Tomcat's HTTP connector; a shoal node's --listen)")
 	case err != nil && (scheme == "https" || scheme == "h2" || scheme == "wss"):
-		t.report(d.Line, NotTranslated, d.String(), "this shoal version talks plain HTTP to members (%v)", innermost(err))
+		t.report(d.Line, NotTranslated, d.String(), "this shoal version talks plain HTTP to members (%v)", balancerconf.Innermost(err))
 	case err != nil:
-		t.report(d.Line, NotTranslated, d.String(), "%v", innermost(err))
+		t.report(d.Line, NotTranslated, d.String(), "%v", balancerconf.Innermost(err))
 	case secret != nil && scheme == "ajp":
 		t.report(d.Line, NotTranslated, secret.raw, "a secret is not written into the config: put it in a file of mode 600 "+
 			"and set ajp-secret-file = \"FILE\" (or --ajp-secret-file FILE); shoal sends one secret to every ajp:// member")
@@ -514,25 +514,4 @@ func (t *translator) memberURL(d *Directive, raw, prefix string, mo *memberOut, 
 		t.report(d.Line, Note, secret.raw, "not needed: secret is for ajp:// members (Apache ignores it here)")
 	}
 	return full
-}
-
-// probe runs the balancer's own checks on its defaults changed by set,
-// following a cluster so that no member is needed.
-func probe(set func(*balancer.Config)) error {
-	c := balancer.DefaultConfig()
-	c.FromCluster = true
-	set(&c)
-	return c.Check()
-}
-
-// innermost returns the error err wraps deepest: the reason, without
-// the "member ROUTE=URL: " before it.
-func innermost(err error) error {
-	for {
-		inner := errors.Unwrap(err)
-		if inner == nil {
-			return err
-		}
-		err = inner
-	}
 }

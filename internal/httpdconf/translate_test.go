@@ -77,7 +77,7 @@ func TestTranslateSeed(t *testing.T) {
 				t.Errorf("config lacks %s:\n%s", want, r.Config)
 			}
 		}
-		refused := probe(func(c *balancer.Config) {
+		refused := balancerconf.CheckChange(func(c *balancer.Config) {
 			c.Members = []balancer.MemberConfig{{Route: "a", URL: "ajp://127.0.0.1:18091"}}
 		}) != nil
 		nt := problems(r, NotTranslated)
