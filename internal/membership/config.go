@@ -124,6 +124,9 @@ type Config struct {
 	// TCPTimeout bounds dialing and reading a gossip stream (Join, state
 	// syncs, TCP fallback probes).
 	TCPTimeout time.Duration
+
+	// recheckDelay, if set, replaces recheckAfter's delay (tests).
+	recheckDelay time.Duration
 }
 
 // DefaultLANConfig returns a new Config for members on one LAN: gossip on

@@ -33,6 +33,10 @@
 //     on loopback, under 0.85 s in every run of BenchmarkDeadDetection.
 //     The price: a member starved of CPU for about half a second is
 //     declared dead too (it rejoins by itself when it recovers).
+//   - ReportRefused declares a member dead at once on the evidence that
+//     its replication address refuses connections (its process is gone):
+//     milliseconds instead of memberlist's detection time, with no false
+//     positive from a member that is only slow (see gone.go).
 //   - OnEvent is called for every change of another member, in order, one
 //     call at a time, never with a lock of ours held.
 //   - Close stops gossip and waits for the package's own goroutines; it is

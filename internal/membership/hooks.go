@@ -80,6 +80,7 @@ func (h *hooks) NotifyJoin(n *memberlist.Node) {
 		return
 	}
 	m.members[n.Name] = memberEntry{Member: mem, departing: departing}
+	m.forgetGoneLocked(n.Name)
 	m.enqueueLocked(Event{Kind: EventJoin, Member: mem})
 	m.mu.Unlock()
 	m.log.Info("member joined", memberAttrs(mem)...)
@@ -97,6 +98,10 @@ func (h *hooks) NotifyUpdate(n *memberlist.Node) {
 	}
 	m.mu.Lock()
 	prev, known := m.members[n.Name]
+	// A member reported dead by ReportRefused whose metadata changes is
+	// a new process under the old name (a dead one gossips nothing): it
+	// joins again.
+	m.forgetGoneLocked(n.Name)
 	m.members[n.Name] = memberEntry{Member: mem, departing: departing}
 	kind := EventUpdate
 	switch {
@@ -132,8 +137,12 @@ func (h *hooks) NotifyLeave(n *memberlist.Node) {
 	m.mu.Lock()
 	prev, known := m.members[n.Name]
 	if !known {
+		confirmed := m.forgetGoneLocked(n.Name)
 		m.mu.Unlock()
-		return // never accepted (bad metadata)
+		if confirmed {
+			m.log.Debug("memberlist confirms a member reported dead", slog.String("name", n.Name))
+		}
+		return // never accepted (bad metadata), or reported already (ReportRefused)
 	}
 	delete(m.members, n.Name)
 	kind := EventDead

@@ -29,6 +29,7 @@ type Membership struct {
 
 	mu           sync.Mutex             // protects the fields below; never held while calling memberlist or OnEvent
 	members      map[string]memberEntry // live members by name, ourselves included
+	gone         map[string]goneEntry   // members ReportRefused removed and memberlist has not declared dead
 	selfMeta     []byte                 // our encoded memberMeta, what NodeMeta returns
 	queue        []Event                // events not yet given to OnEvent
 	eventsClosed bool                   // set by shutdown: queue no more events

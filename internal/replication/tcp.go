@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shoal-go/shoal/internal/replication/wire"
@@ -40,6 +41,13 @@ type TCPConfig struct {
 	RetryAfter time.Duration
 	// Logger receives log lines. Default: discard.
 	Logger *slog.Logger
+	// OnRefused, if set, is called (from the transport's goroutines) when
+	// a connection to a peer's replication address is refused: nothing
+	// listens there, the peer's process is gone. A connection that the
+	// peer's side closes or resets is redialled at once to find that out
+	// without waiting for the next request, so that a killed peer is
+	// known within a round trip (membership.ReportRefused).
+	OnRefused func(peer, addr string)
 }
 
 // TCPTransport is the Transport between nodes: one pipelined connection
@@ -298,6 +306,9 @@ func (t *TCPTransport) serveConn(raw net.Conn) {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				t.log.Debug("replication connection ended", slog.String("peer", hello.Node), slog.Any("err", err))
 			}
+			if closedByPeer(err) && t.cfg.OnRefused != nil {
+				t.checkPeer(hello.Node)
+			}
 			return
 		}
 		ctr.msgsReceived.Add(1)
@@ -483,6 +494,9 @@ func (p *peer) dial(addr string) {
 		for _, q := range queued {
 			q.finish(nil, fmt.Errorf("dial %s at %s: %v: %w", p.name, addr, err, ErrUnreachable))
 		}
+		if errors.Is(err, syscall.ECONNREFUSED) && p.t.cfg.OnRefused != nil && !p.t.isClosed() {
+			p.t.cfg.OnRefused(p.name, addr)
+		}
 		return
 	}
 	select {
@@ -550,6 +564,67 @@ func (p *peer) readLoop(cn *conn, r *wire.Reader) {
 	p.mu.Unlock()
 	for _, c := range pending {
 		c.finish(nil, fmt.Errorf("%s: connection lost: %v: %w", p.name, err, ErrUnreachable))
+	}
+	if closedByPeer(err) && p.t.cfg.OnRefused != nil {
+		p.redial(cn.addr)
+	}
+}
+
+// closedByPeer reports whether a read error means that the other side
+// closed or reset the connection (not that we closed it, nor a frame we
+// could not decode).
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// redial dials addr again at once, with no request waiting, unless a
+// connection or a dial is already there: after the peer closed our
+// connection, it finds out whether the peer is still there (the new
+// connection is kept for the next request) or gone (refused: OnRefused).
+func (p *peer) redial(addr string) {
+	if p.t.isClosed() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil || p.dialing {
+		return
+	}
+	p.dialing = true
+	p.t.wg.Add(1)
+	go p.dial(addr)
+}
+
+// checkPeer redials name (see redial) after a connection it opened to us
+// ended from its side: the peer may be gone even though we have no
+// connection of our own to it that would tell us.
+func (t *TCPTransport) checkPeer(name string) {
+	addr, ok := t.cfg.Resolve(name)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	p := t.peers[name]
+	if p == nil {
+		p = &peer{t: t, name: name, ctr: t.countersLocked(name)}
+		t.peers[name] = p
+	}
+	t.mu.Unlock()
+	p.redial(addr)
+}
+
+// isClosed reports whether Close was called.
+func (t *TCPTransport) isClosed() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -11,8 +11,10 @@
 //
 // # What it promises
 //
-//   - Membership is gossip (hashicorp/memberlist): a killed node is
-//     declared dead in well under a second on a LAN.
+//   - Membership is gossip (hashicorp/memberlist): a silent node is
+//     declared dead in well under a second on a LAN, and a killed one
+//     within milliseconds, when its host refuses the redial of a
+//     replication connection.
 //   - Each session has Owners copies (default 2; AllOwners puts every
 //     session on every node), placed by rendezvous hashing over the ready
 //     nodes; a new session's key is drawn so that the node creating it is
@@ -219,7 +221,7 @@ func New(cfg *Config) (*Store, error) {
 	}
 	s.tr, err = replication.ListenTCP(replication.TCPConfig{
 		Self: c.Name, Cluster: c.ClusterName, Listen: c.ReplAddr, Key: c.Key, Insecure: c.Insecure,
-		Resolve: s.resolve, Handler: s.node, Logger: c.Logger,
+		Resolve: s.resolve, Handler: s.node, Logger: c.Logger, OnRefused: s.peerRefused,
 	})
 	if err != nil {
 		s.node.Close()
@@ -387,6 +389,15 @@ func (s *Store) onEvent(ev membership.Event) {
 	// membership logs each change once ("member joined", "member updated",
 	// "member left", "member declared dead"): not again here.
 	s.refresh()
+}
+
+// peerRefused passes the transport's evidence that a peer's process is
+// gone (its replication port refuses connections) to membership, which
+// reports it dead at once instead of after its failure detection time.
+func (s *Store) peerRefused(peer, addr string) {
+	if s.mem != nil {
+		s.mem.ReportRefused(peer, addr)
+	}
 }
 
 // refresh recomputes the addresses and the ready set from membership.
