@@ -30,6 +30,14 @@ function init(args)
   end
 end
 
+-- DELAY_MS paces each connection (wrk waits that long before each of its
+-- requests): 32 connections at 24 ms make about Tomcat's measured 1.3k
+-- req/s, to compare latencies at the same rate rather than at saturation.
+local pause = tonumber(os.getenv("DELAY_MS") or "0")
+if pause > 0 then
+  function delay() return pause end
+end
+
 function request()
   i = i % n + 1
   return wrk.format("GET", "/counter", { ["Cookie"] = "JSESSIONID=" .. sids[i] })

@@ -3,7 +3,9 @@
 # this machine, in one run: GET /counter over 256 logged-in sessions (wrk
 # -t2 -c32 -d15s after a 5 s warm-up, the Tomcat harness's load shape),
 # through each one's balancer, with sticky routing and with round robin,
-# over 1, 2 and 3 nodes; server CPU per request from /proc.
+# over 1, 2 and 3 nodes; server CPU per request from /proc; the nodes'
+# replication lag (ack round trip, from their /metrics) under that load, and
+# at Tomcat's measured rate (sticky-2nodes-paced: about 1.3k req/s).
 #
 # Usage (as root, loopback only; bench/README.md has the figures):
 #   TOMCAT_HARNESS=DIR bench/tomcat/run.sh   DIR: a writable copy of the shared
@@ -17,7 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${OUT:-$HERE/out}
 WRK_ARGS=${WRK_ARGS:--t2 -c32 -d15s}
-CASES=${CASES:-direct-1node balancer-1node sticky-2nodes sticky-2nodes-async rr-2nodes rr-3nodes sticky-3nodes apache-ajp-1node apache-ajp-sticky-2nodes kill-under-load}
+CASES=${CASES:-direct-1node balancer-1node sticky-2nodes sticky-2nodes-paced sticky-2nodes-async rr-2nodes rr-3nodes sticky-3nodes apache-ajp-1node apache-ajp-sticky-2nodes kill-under-load}
 mkdir -p "$OUT"
 FIG="$OUT/figures-$(date +%Y%m%d-%H%M%S).txt"
 : > "$FIG"
@@ -133,18 +135,53 @@ ticks() { # PIDS...: utime+stime in clock ticks
     echo $s
 }
 
+# lag_buckets NODE_COUNT: every node's shoal_replication_lag_seconds
+# buckets (the round trip from sending a change to a backup until it
+# acknowledged applying it), summed over nodes and peers: "le count" lines.
+lag_buckets() {
+    local i
+    for i in $(seq "$1"); do
+        curl -fsS "http://127.0.0.1:$(http_port "$i")/metrics" 2>/dev/null || true
+    done | sed -n 's/^shoal_replication_lag_seconds_bucket{.*le="\([^"]*\)".*} \([0-9.e+]*\)$/\1 \2/p' |
+        awk '{ n[$1] += $2 } END { for (le in n) print le, n[le] }' | sort -g
+}
+
+# lag_figure BEFORE AFTER: p50 and p99 (the bucket bounds they fall in) of
+# the changes acknowledged between two lag_buckets snapshots, and the share
+# acknowledged within 2 ms.
+lag_figure() {
+    { echo "$1" | sed 's/^/before /'; echo "$2" | sed 's/^/after /'; } | awk '
+        $1 == "before" { b[$2] = $3; next }
+        $1 == "after" { a[$2] = $3; if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 } }
+        END {
+            total = a[order[n]] - b[order[n]]
+            if (total <= 0) { print "lag: no replicated change"; exit }
+            for (i = 1; i <= n; i++) {
+                c = a[order[i]] - b[order[i]]
+                if (p50 == "" && c >= total * 0.50) p50 = order[i]
+                if (p99 == "" && c >= total * 0.99) p99 = order[i]
+                if (order[i] == "0.002") within2 = c
+            }
+            printf "replication lag (ack round trip) p50<=%ss p99<=%ss, within 2 ms: %.2f%% of %d changes", p50, p99, 100 * within2 / total, total
+        }'
+}
+
 measure() { # NAME URL NODE_PIDS BALANCER_PID
     local name=$1 url=$2 np=$3 bp=${4:-} f="$OUT/wrk-$1.txt"
     cookies "$url" 256 > "$OUT/cookies-$name.txt"
     COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 wrk -t2 -c32 -d5s -s "$HERE/counter.lua" "$url" > /dev/null 2>&1
-    local n0 b0 n1 b1
+    local n0 b0 n1 b1 nodes lag0 lag1 lag=""
+    nodes=$(wc -w <<< "$np")
+    lag0=$(lag_buckets "$nodes")
     n0=$(ticks $np); b0=$(ticks $bp)
     COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 locked wrk $WRK_ARGS --latency -s "$HERE/counter.lua" "$url" > "$f" 2>&1
     n1=$(ticks $np); b1=$(ticks $bp)
+    lag1=$(lag_buckets "$nodes")
+    [ -n "$lag1" ] && lag=" | $(lag_figure "$lag0" "$lag1")"
     local s l req
     s=$(sed -n 's/^WRK-SUMMARY //p' "$f"); l=$(sed -n 's/^WRK-LUA //p' "$f")
     req=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<< "$s")
-    fig "shoal $name: $s | $l | node CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, balancer (or Apache)=$(( (b1 - b0) * 10000 / ${req:-1} )) us"
+    fig "shoal $name: $s | $l | node CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, balancer (or Apache)=$(( (b1 - b0) * 10000 / ${req:-1} )) us$lag"
 }
 
 # kill_under_load: 3 nodes behind the sticky balancer under the /counter
@@ -189,6 +226,7 @@ for c in $CASES; do
     rr-3nodes)           start_nodes 3; start_balancer 3 rr; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
     sticky-3nodes)       start_nodes 3; start_balancer 3 sticky; measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
     kill-under-load)     kill_under_load "$c" ;;
+    sticky-2nodes-paced) start_nodes 2; start_balancer 2 sticky; DELAY_MS=24 measure "$c" "http://$BAL" "$NODE_PIDS" "$BAL_PID" ;;
     apache-ajp-1node)    AJP=1 start_nodes 1 off; start_apache 1; measure "$c" "http://$APACHE" "$NODE_PIDS" "$(apache_pids)" ;;
     apache-ajp-sticky-2nodes) AJP=1 start_nodes 2; start_apache 2; measure "$c" "http://$APACHE" "$NODE_PIDS" "$(apache_pids)" ;;
     *) log "unknown case $c"; exit 2 ;;
