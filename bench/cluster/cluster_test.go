@@ -12,9 +12,11 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +91,50 @@ func BenchmarkCommit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCommitParallel: 32 writers, each committing to a session of
+// its own whose primary is n1 (sync), as the requests of a loaded node
+// do. Reported: the time per commit over all writers, and the process's
+// CPU (user + system, the three nodes together) per commit, which is
+// what batching and the hand-offs between goroutines change.
+func BenchmarkCommitParallel(b *testing.B) {
+	c := start(b, false, "n1", "n2", "n3")
+	n1 := c.ns["n1"]
+	time.Sleep(settle)
+	const writers = 32
+	keys := make(chan string, writers)
+	for range writers {
+		key := n1.NewKey()
+		now := time.Now()
+		if err := n1.Create(context.Background(), session.Record{Key: key, Created: now, LastAccess: now, IdleTimeout: time.Hour}); err != nil {
+			b.Fatal(err)
+		}
+		keys <- key
+	}
+	b.SetParallelism((writers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		key := <-keys
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := n1.Commit(context.Background(), key, counter(i)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// cpuTime is the process's user + system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkPrimaryDeath: 64 sessions whose primary is n1, each with a
