@@ -201,9 +201,7 @@ func (n *Node) NewKey() string { return n.ring.Load().NewOwnedKey(n.cfg.Self, se
 func (n *Node) RouteAlive(route string) bool { return n.ring.Load().Has(route) }
 
 func (n *Node) call(ctx context.Context, peer string, req wire.Message) (wire.Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
-	defer cancel()
-	reply, err := n.tr.Send(peer, req).Wait(ctx)
+	reply, err := waitFor(ctx, n.tr.Send(peer, req), n.cfg.Timeout)
 	if err != nil {
 		if errors.Is(err, ErrUnreachable) {
 			n.Stats.Unreachable.Add(1)
@@ -410,9 +408,7 @@ func (n *Node) awaitSync(ctx context.Context, key string, pend []peerPending) er
 	var firstErr error
 	acked := 0
 	for _, pp := range pend {
-		wctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
-		reply, err := pp.p.Wait(wctx)
-		cancel()
+		reply, err := waitFor(ctx, pp.p, n.cfg.Timeout)
 		if err != nil {
 			if errors.Is(err, ErrUnreachable) {
 				n.Stats.Unreachable.Add(1)
@@ -729,8 +725,6 @@ func (n *Node) PrimaryCount() int {
 
 // Handle implements Handler: what a node does with its peers' requests.
 func (n *Node) Handle(ctx context.Context, from string, req wire.Message) wire.Message {
-	ctx, cancel := context.WithTimeout(ctx, 2*n.cfg.Timeout)
-	defer cancel()
 	switch m := req.(type) {
 	case *wire.Forward:
 		if n.leaving.Load() {
@@ -744,6 +738,11 @@ func (n *Node) Handle(ctx context.Context, from string, req wire.Message) wire.M
 			}
 			return &wire.Ack{Status: wire.StatusNotFound}
 		}
+		// Only a forwarded commit waits (on the backups): the other
+		// requests are answered at once and need no deadline, or a
+		// timer each.
+		ctx, cancel := context.WithTimeout(ctx, 2*n.cfg.Timeout)
+		defer cancel()
 		v, err := n.commitPrimary(ctx, m.Key, m.Delta, n.owners(m.Key))
 		return ackFor(v, err)
 	case *wire.Apply:

@@ -409,6 +409,14 @@ func (c *call) Wait(ctx context.Context) (wire.Message, error) {
 	}
 }
 
+// WaitTimeout is Wait for at most d (see waitFor).
+func (c *call) WaitTimeout(ctx context.Context, d time.Duration) (wire.Message, error) {
+	if err := waitDone(ctx, c.done, d); err != nil {
+		return nil, err
+	}
+	return c.reply, c.err
+}
+
 func (p *peer) send(req wire.Message) Pending {
 	addr, ok := p.t.cfg.Resolve(p.name)
 	if !ok {
