@@ -1,0 +1,157 @@
+package balancer
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memRetained returns the memory the runtime holds from the system
+// (mapped and not released) and the bytes of heap objects.
+func memRetained() (retained, objects uint64) {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+	}
+	metrics.Read(s)
+	return s[0].Value.Uint64() - s[1].Value.Uint64(), s[2].Value.Uint64()
+}
+
+// openIdleConns opens n keep-alive connections to addr, and makes one
+// request on each, reading its whole response; the connections stay
+// open. Eight dialers share the work.
+func openIdleConns(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			buf := make([]byte, 1024)
+			for i := w; i < n; i += 8 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					errs <- err
+					return
+				}
+				conns[i] = c
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+					errs <- err
+					return
+				}
+				// The backend answers "n1" with a Content-Length: the
+				// response ends with it.
+				var got []byte
+				for !bytes.HasSuffix(got, []byte("\r\n\r\nn1")) && len(got) < 4096 {
+					k, err := c.Read(buf)
+					if err != nil {
+						errs <- fmt.Errorf("response %d: %v after %q", i, err, got)
+						return
+					}
+					got = append(got, buf[:k]...)
+				}
+				c.SetDeadline(time.Time{})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return conns
+}
+
+// waitAllIdle waits until every client connection of f waits for a
+// request.
+func waitAllIdle(t *testing.T, f *Frontend, n int) {
+	t.Helper()
+	waitFor(t, "the connections idle", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.conns) != n {
+			return false
+		}
+		for cc := range f.conns {
+			if cc.state.Load() != connIdle {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestIdleConnsHoldNoBuffer: a keep-alive connection waiting for its
+// next request holds no read buffer, so that many idle clients cost
+// little, where one in the middle of a request head holds one; and the
+// requests that come after the wait are served.
+func TestIdleConnsHoldNoBuffer(t *testing.T) {
+	const n = 400
+	tb := startBalancer(t, testConfig(t, newBackend(t, "n1").member()))
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC() // and sync.Pool's victim cache
+		_, objects := memRetained()
+		return int64(objects)
+	}
+	conns := openIdleConns(t, tb.front.Addr, n)
+	waitAllIdle(t, tb.frontend, n)
+	// A connection gives its buffer back right after it turns idle: the
+	// few that might not have yet weigh little on the average.
+	idle := heap()
+
+	// Half a head on each: every connection now reads into a buffer.
+	for _, c := range conns {
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A connection reading a head holds the buffer (and a timer for its
+	// deadline); an idle one nothing of it. Bounded: until each holds
+	// three quarters of a buffer more, or 2 s.
+	var perConn int64
+	for range 100 {
+		if perConn = (heap() - idle) / n; perConn >= clientBufSize*3/4 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("heap objects: %d bytes more per connection reading a head than per idle one", perConn)
+	if perConn < clientBufSize*3/4 {
+		t.Errorf("a connection reading a head holds %d bytes more than an idle one, want about the %d-byte buffer the idle one gave back", perConn, clientBufSize)
+	}
+
+	// The rest of the heads: every connection is served.
+	buf := make([]byte, 1024)
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte("Host: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for !bytes.HasSuffix(got, []byte("\r\n\r\nn1")) && len(got) < 4096 {
+			k, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("connection %d, second request: %v after %q", i, err, got)
+			}
+			got = append(got, buf[:k]...)
+		}
+		if !bytes.HasPrefix(got, []byte("HTTP/1.1 200 ")) {
+			t.Fatalf("connection %d, second request: %q", i, got)
+		}
+	}
+}
