@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"sync"
 	"testing"
@@ -153,5 +154,53 @@ func TestIdleConnsHoldNoBuffer(t *testing.T) {
 		if !bytes.HasPrefix(got, []byte("HTTP/1.1 200 ")) {
 			t.Fatalf("connection %d, second request: %q", i, got)
 		}
+	}
+}
+
+// TestMemoryBackAfterBurst: once a burst of connections is mostly over
+// (here 850 of 1,000 close, 150 stay open), the balancer gives the
+// memory the closed ones used back to the system within a few of the
+// housekeeper's runs, without anything else happening in the process (no
+// allocation that would make the collector run).
+func TestMemoryBackAfterBurst(t *testing.T) {
+	const n, stay = 1000, 150
+	oldEvery, oldAfter, oldMin := sweepEvery, trimAfterConns, trimMinInterval
+	sweepEvery, trimAfterConns, trimMinInterval = 20*time.Millisecond, n/2, 0
+	t.Cleanup(func() { sweepEvery, trimAfterConns, trimMinInterval = oldEvery, oldAfter, oldMin })
+	tb := startBalancer(t, testConfig(t, newBackend(t, "n1").member()))
+	f := tb.frontend
+
+	runtime.GC()
+	debug.FreeOSMemory()
+	base, _ := memRetained()
+	conns := openIdleConns(t, tb.front.Addr, n)
+	waitAllIdle(t, f, n)
+	peak, _ := memRetained()
+	// Each connection's goroutine has a stack of several KiB: a
+	// thousand of them are some MiB.
+	if peak < base+2<<20 {
+		t.Fatalf("retained %d KiB with %d connections open, %d KiB before: the burst is too small to see", peak>>10, n, base>>10)
+	}
+	if got := f.trims.Load(); got != 0 {
+		t.Fatalf("memory given back %d times while the connections were open", got)
+	}
+
+	for _, c := range conns[stay:] {
+		c.Close()
+	}
+	// What the connections that stay hold is at most stay/n of the
+	// growth: half of it must go back. Bounded: 3 s at most, in steps of
+	// 20 ms.
+	want := base + (peak-base)/2
+	var now uint64
+	for range 150 {
+		time.Sleep(20 * time.Millisecond)
+		if now, _ = memRetained(); f.open.Load() == stay && f.trims.Load() > 0 && now < want {
+			break
+		}
+	}
+	t.Logf("retained: %d KiB before, %d KiB with %d connections, %d KiB with %d (%d trims)", base>>10, peak>>10, n, now>>10, f.open.Load(), f.trims.Load())
+	if now >= want {
+		t.Errorf("retained %d KiB 3 s after %d of %d connections closed, want less than half way back from %d KiB to %d KiB", now>>10, n-stay, n, peak>>10, base>>10)
 	}
 }
