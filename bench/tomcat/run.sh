@@ -11,7 +11,8 @@
 #   TOMCAT_HARNESS=DIR bench/tomcat/run.sh   DIR: a writable copy of the shared
 #                                             tomcat-cluster harness, after its setup.sh
 #   bench/tomcat/run.sh                      shoal's side only
-# Environment: WRK_ARGS (default "-t2 -c32 -d15s"), BENCH_LOCK (a lock file
+# Environment: NODE_GOMAXPROCS (the nodes' GOMAXPROCS; unset: the Go
+# default, every core), WRK_ARGS (default "-t2 -c32 -d15s"), BENCH_LOCK (a lock file
 # that other benchmark harnesses on this machine also take, held during each
 # measured load), CASES (a subset of the case names below).
 set -euo pipefail
@@ -70,7 +71,7 @@ start_nodes() {
             args+=(--cluster-listen "127.0.0.1:$(gossip_port "$i")" --cluster-key-file "$OUT/cluster.key" --replication "$repl")
             [ "$i" -gt 1 ] && args+=(--join "127.0.0.1:$(gossip_port 1)")
         fi
-        "$OUT/shoal" "${args[@]}" 2>>"$OUT/node$i.log" &
+        GOMAXPROCS=${NODE_GOMAXPROCS:-} "$OUT/shoal" "${args[@]}" 2>>"$OUT/node$i.log" &
         PIDS+=($!)
         wait_ready "http://127.0.0.1:$(http_port "$i")/healthz/ready"
     done
@@ -214,7 +215,7 @@ kill_under_load() {
     fig "shoal $name: n1 killed under load; declared dead after $detect(false declarations of a live member before the kill: $false) | $(sed -n 's/^WRK-SUMMARY //p' "$f") | $(sed -n 's/^WRK-LUA //p' "$f")"
 }
 
-fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions ($(date -u +%FT%TZ))"
+fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions, nodes' GOMAXPROCS ${NODE_GOMAXPROCS:-default} ($(date -u +%FT%TZ))"
 for c in $CASES; do
     log "case $c"
     case $c in
