@@ -527,6 +527,15 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 		case rht > 0:
 			bc.c.SetReadDeadline(time.Time{})
 		}
+		if errors.Is(err, errClientWrite) {
+			// The client went away while an interim response was passed
+			// on: nobody to answer, and the member did nothing wrong.
+			if bodyDone != nil {
+				cc.stopBody(bc, bodyDone)
+			}
+			pool.discard(bc)
+			return outClosed
+		}
 		if err != nil {
 			if bodyDone != nil {
 				berr, stopped := cc.stopBody(bc, bodyDone)
@@ -627,6 +636,10 @@ func statusBody(code int) string {
 }
 
 // clientError is an error reading the client's request body.
+// errClientWrite wraps a failed write of an interim response to the
+// client.
+var errClientWrite = errors.New("writing to the client")
+
 type clientError struct{ err error }
 
 func (e *clientError) Error() string { return "reading the request body: " + e.err.Error() }
@@ -781,8 +794,10 @@ func writeContentLength(w *bufio.Writer, n int64) {
 	w.WriteString("\r\n")
 }
 
-// readResponseHead reads the member's response head into cc.rh, skipping
-// interim (1xx) responses.
+// readResponseHead reads the member's response head into cc.rh. Interim
+// responses are skipped, except 103 Early Hints, which goes on to the
+// client at once (its Link fields let a browser start fetching while the
+// member still works on the answer).
 func (cc *clientConn) readResponseHead(bc *backendConn) error {
 	for {
 		head, err := bc.rd.readHead(maxResponseHeadBytes)
@@ -798,10 +813,63 @@ func (cc *clientConn) readResponseHead(bc *backendConn) error {
 		switch {
 		case cc.rh.status == 101:
 			return errBadResponse // no upgrade was asked for
+		case cc.rh.status == 103:
+			if err := cc.writeEarlyHints(); err != nil {
+				return fmt.Errorf("%w: %w", errClientWrite, err)
+			}
+			continue
 		case cc.rh.status < 200:
 			continue
 		}
 		return nil
+	}
+}
+
+// writeEarlyHints passes the member's 103 response (in cc.rh) on to the
+// client, without its hop-by-hop fields.
+func (cc *clientConn) writeEarlyHints() error {
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(cc.c)
+	defer func() {
+		w.Reset(nil)
+		writerPool.Put(w)
+	}()
+	w.WriteString("HTTP/1.1")
+	w.Write(cc.rh.statusLine.of(cc.rh.raw)[8:])
+	w.WriteString("\r\n")
+	writeResponseFields(w, &cc.rh, false)
+	w.WriteString("\r\n")
+	return w.Flush()
+}
+
+// writeResponseFields writes the fields of the response head rh that go
+// on to the client: not the hop-by-hop ones, nor those its Connection
+// field lists. A Trailer field stays when the body is chunked (withBody):
+// it announces the trailers passed on after it.
+func writeResponseFields(w *bufio.Writer, rh *respHead, withBody bool) {
+	raw := rh.raw
+	_, off, _ := cutCRLF(raw, 0)
+	for {
+		f, next, _ := cutCRLF(raw, off)
+		if f.empty() {
+			break
+		}
+		off = next
+		line := f.of(raw)
+		colon := 0
+		for line[colon] != ':' {
+			colon++
+		}
+		name := line[:colon]
+		k := fieldKind(name)
+		if k == fieldTrailer && rh.chunked && withBody {
+			k = fieldOther
+		}
+		if hopByHop(k) || (rh.nConn > 0 && rh.listedInConnection(name)) {
+			continue
+		}
+		w.Write(line)
+		w.WriteString("\r\n")
 	}
 }
 
@@ -842,29 +910,7 @@ func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member, 
 	w.WriteString("HTTP/1.1")
 	w.Write(rh.statusLine.of(raw)[8:])
 	w.WriteString("\r\n")
-	_, off, _ := cutCRLF(raw, 0)
-	for {
-		f, next, _ := cutCRLF(raw, off)
-		if f.empty() {
-			break
-		}
-		off = next
-		line := f.of(raw)
-		colon := 0
-		for line[colon] != ':' {
-			colon++
-		}
-		name := line[:colon]
-		k := fieldKind(name)
-		if k == fieldTrailer && rh.chunked && !noBody {
-			k = fieldOther // announces the trailers passed on below
-		}
-		if hopByHop(k) || (rh.nConn > 0 && rh.listedInConnection(name)) {
-			continue
-		}
-		w.Write(line)
-		w.WriteString("\r\n")
-	}
+	writeResponseFields(w, rh, !noBody)
 	switch {
 	case noBody:
 		if rh.contentLength >= 0 {

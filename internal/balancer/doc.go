@@ -188,9 +188,9 @@
 // takes that path.
 //
 // Not done yet: trusted upstream proxies (X-Forwarded-For appended
-// instead of replaced), HTTPS to members. On the fast path, interim
-// responses (103 Early Hints) are not passed on and the client's
-// trailer fields are dropped, and a client that goes away while its
+// instead of replaced), HTTPS to members. On the fast path, the client's
+// trailer fields are dropped (a member's are passed on, and so is its 103
+// Early Hints; other interim responses are not), and a client that goes away while its
 // member is still working is noticed when the answer is written, not
 // before (the net/http path cancels the member's request at once).
 package balancer

@@ -736,3 +736,49 @@ func TestFrontendSweep(t *testing.T) {
 		t.Errorf("after the idle timeout: %v, want the connection closed", err)
 	}
 }
+
+// A member's 103 Early Hints reaches the client before the final
+// response, without its hop-by-hop fields; other interim responses are
+// dropped; the framing of the next request on the connection holds.
+func TestFastPathEarlyHints(t *testing.T) {
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hints" {
+			w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+			w.Header().Set("Keep-Alive", "timeout=5") // hop-by-hop: not passed on
+			w.WriteHeader(http.StatusEarlyHints)
+			w.Header().Del("Keep-Alive")
+			w.WriteHeader(http.StatusProcessing) // 102: not passed on
+		}
+		io.WriteString(w, "body of "+r.URL.Path)
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	got := rawExchange(t, tb.front.Addr,
+		"GET /hints HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	br := bufio.NewReader(strings.NewReader(got))
+	first, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the first response: %v\n%s", err, got)
+	}
+	if first.StatusCode != http.StatusEarlyHints {
+		t.Fatalf("first response %d, want 103 Early Hints:\n%s", first.StatusCode, got)
+	}
+	if l := first.Header.Get("Link"); l != "</style.css>; rel=preload; as=style" {
+		t.Errorf("103's Link = %q", l)
+	}
+	if ka := first.Header.Get("Keep-Alive"); ka != "" {
+		t.Errorf("103 passed on the hop-by-hop Keep-Alive: %q", ka)
+	}
+	if strings.Contains(got, " 102 ") {
+		t.Errorf("102 Processing passed on:\n%s", got)
+	}
+	for _, want := range []string{"body of /hints", "body of /after"} {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("reading the response with %q: %v\n%s", want, err, got)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 || string(body) != want {
+			t.Errorf("got %d %q, want 200 %q", res.StatusCode, body, want)
+		}
+	}
+}
