@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,10 +62,19 @@ func newConnPool(u *url.URL) *connPool {
 
 // backendConn is one connection to a member.
 type backendConn struct {
-	c      net.Conn
-	rd     hreader
-	bw     *bufio.Writer
-	pool   *connPool
+	c     net.Conn
+	rd    hreader
+	bw    *bufio.Writer // writes to stage
+	stage stageWriter
+	pool  *connPool
+	// raw is c's, for exchange; nil if c is not a plain TCP connection.
+	raw syscall.RawConn
+	// The exchange in progress (see exchange): the callback bound once
+	// (a method value per request would be an allocation), whether the
+	// request went out, and how the exchange failed.
+	xfn    func(fd uintptr) bool
+	sent   bool
+	xErr   error
 	reused bool // it served a request before this one
 	// idleSince is when it was last put back (nanotime).
 	idleSince int64
@@ -207,12 +218,126 @@ func (p *connPool) dial(ctx context.Context, timeout time.Duration) (*backendCon
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	return &backendConn{
-		c:    c,
-		rd:   hreader{c: c, buf: make([]byte, backendBufSize)},
-		bw:   bufio.NewWriterSize(c, backendBufSize),
-		pool: p,
-	}, nil
+	bc := &backendConn{
+		c:     c,
+		rd:    hreader{c: c, buf: make([]byte, backendBufSize)},
+		stage: stageWriter{c: c},
+		pool:  p,
+	}
+	bc.bw = bufio.NewWriterSize(&bc.stage, backendBufSize)
+	if tc, ok := c.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			bc.raw = raw
+			bc.xfn = bc.exchangeStep
+		}
+	}
+	return bc, nil
+}
+
+// stageWriter is a member connection's bufio.Writer's destination: it
+// writes to the connection, or, while keep is set, keeps what it is
+// given for exchange to write.
+type stageWriter struct {
+	c    net.Conn
+	keep bool
+	buf  []byte
+}
+
+func (w *stageWriter) Write(p []byte) (int, error) {
+	if w.keep {
+		w.buf = append(w.buf, p...)
+		return len(p), nil
+	}
+	return w.c.Write(p)
+}
+
+// errExchangeWrite wraps the failure to write a staged request head
+// (exchange): as with any failed write of a request, nothing may have
+// reached the member.
+type errExchangeWrite struct{ err error }
+
+func (e *errExchangeWrite) Error() string { return "writing the request: " + e.err.Error() }
+func (e *errExchangeWrite) Unwrap() error { return e.err }
+
+// exchange writes the staged request (a head without a body) and waits
+// for the first bytes of the answer, in one wait of the poller, saving
+// the read that finds nothing. Go's net.Conn reads before it waits (it
+// must: it cannot know whether bytes came while nobody waited), so a
+// write then a Read costs a read that fails with EAGAIN on every
+// request, a sixth of the balancer's system calls, which are most of its
+// CPU. Here the write is made from inside RawConn.Read's callback: the
+// poller was armed before it, so the answer, which can only come after
+// the request, wakes the wait however soon it arrives, and the first
+// read is the one that gets it. A write that would block (a send buffer
+// full: never for a head on an idle connection, in practice) ends the
+// exchange and the rest goes the ordinary way. The bytes read land in
+// bc.rd, for readHead.
+func (bc *backendConn) exchange() error {
+	bc.sent, bc.xErr = false, nil
+	err := bc.raw.Read(bc.xfn)
+	bc.stage.buf = bc.stage.buf[:0]
+	if bc.xErr != nil {
+		return bc.xErr
+	}
+	if err != nil {
+		if !bc.sent {
+			return &errExchangeWrite{err}
+		}
+		return err
+	}
+	return nil
+}
+
+// exchangeStep is exchange's RawConn.Read callback: the first call
+// writes, the next ones read.
+func (bc *backendConn) exchangeStep(fd uintptr) bool {
+	if !bc.sent {
+		b := bc.stage.buf
+		for len(b) > 0 {
+			n, err := syscall.Write(int(fd), b)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				// The rest goes through the connection (which waits for
+				// room), and the answer is read the ordinary way.
+				if _, err := bc.c.Write(b); err != nil {
+					bc.xErr = &errExchangeWrite{err}
+				}
+				bc.sent = true
+				return true
+			case err != nil:
+				bc.xErr = &errExchangeWrite{os.NewSyscallError("write", err)}
+				return true
+			}
+			b = b[n:]
+		}
+		bc.sent = true
+		return false // wait for the answer
+	}
+	h := &bc.rd
+	if h.r == h.w {
+		h.r, h.w = 0, 0
+	}
+	if h.w == len(h.buf) {
+		return true // no room (cannot happen for a response's first bytes): readHead reads on
+	}
+	for {
+		n, err := syscall.Read(int(fd), h.buf[h.w:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			bc.xErr = os.NewSyscallError("read", err)
+		case n == 0:
+			bc.xErr = io.EOF
+		default:
+			h.w += n
+		}
+		return true
+	}
 }
 
 // put returns a connection that finished a request cleanly (its response

@@ -474,7 +474,10 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 				return cc.fail(502, body)
 			}
 		}
-		if err := cc.writeRequest(bc, pool.prefix, inline); err != nil {
+		// A request all in hand (no body to stream) is only staged here:
+		// readResponseHead writes it and waits for the answer in one
+		// (backendConn.exchange).
+		if err := cc.writeRequest(bc, pool.prefix, inline, br == nil && bc.raw != nil); err != nil {
 			pool.discard(bc)
 			if bc.reused && !fresh && (body == nil || body.replayable()) {
 				continue // a keep-alive connection the member had closed: nothing reached it
@@ -535,6 +538,20 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 			}
 			pool.discard(bc)
 			return outClosed
+		}
+		var xw *errExchangeWrite
+		if errors.As(err, &xw) {
+			// The staged request could not be written: as a failed
+			// writeRequest above (there is no body in this case).
+			pool.discard(bc)
+			if bc.reused && !fresh {
+				continue
+			}
+			b.markFailed(s, m, err.Error(), failTransport)
+			if canRetry {
+				return outRetry
+			}
+			return cc.fail(502, body)
 		}
 		if err != nil {
 			if bodyDone != nil {
@@ -647,13 +664,16 @@ func (e *clientError) Unwrap() error { return e.err }
 
 // writeRequest writes the request head, rewritten for the member, and
 // its body (inline, or read from br) to bc.
-func (cc *clientConn) writeRequest(bc *backendConn, prefix string, inline []byte) error {
+func (cc *clientConn) writeRequest(bc *backendConn, prefix string, inline []byte, stage bool) error {
 	w := bc.bw
+	bc.stage.keep = stage
 	writeRequestHead(w, &cc.h, prefix, cc.ip, cc.https)
 	if inline != nil {
 		w.Write(inline)
 	}
-	return w.Flush()
+	err := w.Flush()
+	bc.stage.keep = false
+	return err
 }
 
 // stopBody ends the goroutine that streams the request body to bc and
@@ -799,6 +819,11 @@ func writeContentLength(w *bufio.Writer, n int64) {
 // client at once (its Link fields let a browser start fetching while the
 // member still works on the answer).
 func (cc *clientConn) readResponseHead(bc *backendConn) error {
+	if len(bc.stage.buf) > 0 {
+		if err := bc.exchange(); err != nil {
+			return err
+		}
+	}
 	for {
 		head, err := bc.rd.readHead(maxResponseHeadBytes)
 		if err != nil {

@@ -782,3 +782,62 @@ func TestFastPathEarlyHints(t *testing.T) {
 		}
 	}
 }
+
+// A request without a body is written and its answer awaited in one
+// wait (backendConn.exchange): a response header timeout shorter than the
+// housekeeper's still fails it over, and a member that reads the request
+// and hangs up without answering does too (GET is idempotent).
+func TestFastPathExchangeFailures(t *testing.T) {
+	slow, n2 := newBackend(t, "slow"), newBackend(t, "n2")
+	slow.handle(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	// hangup reads a request head, then closes the connection.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var heads atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				rd := hreader{c: c, buf: make([]byte, 4096)}
+				if _, err := rd.readHead(maxHeadBytes); err == nil {
+					heads.Add(1)
+				}
+			}()
+		}
+	}()
+	cfg := testConfig(t, slow.member(), "hangup=http://"+ln.Addr().String(), n2.member())
+	cfg.ResponseHeaderTimeout = 200 * time.Millisecond // under coarseTimeoutMin: a read deadline
+	tb := startBalancer(t, cfg)
+	if coarseTimeoutMin <= cfg.ResponseHeaderTimeout {
+		t.Fatalf("coarseTimeoutMin %v: the test wants the read deadline path", coarseTimeoutMin)
+	}
+	for _, route := range []string{"slow", "hangup"} {
+		start := time.Now()
+		r := tb.get(t, "/", "Cookie: JSESSIONID=a."+route)
+		if r.code != 200 || r.body != "n2" || time.Since(start) > 3*time.Second {
+			t.Errorf("route %s: got %d %q after %v, want n2's answer", route, r.code, r.body, time.Since(start))
+		}
+		if st := tb.member(route).Status(); st.State != StateError {
+			t.Errorf("%s is %s (%q), want error", route, st.State, st.Reason)
+		}
+	}
+	if tb.member("slow").stats.errors[failTimeout].Load() != 1 {
+		t.Errorf("slow: errors{reason=timeout} = %d, want 1", tb.member("slow").stats.errors[failTimeout].Load())
+	}
+	if heads.Load() == 0 {
+		t.Error("the hanging-up member never received the request head")
+	}
+}
