@@ -174,8 +174,8 @@
 // body to stream is written from inside the poller's wait for its answer
 // (backendConn.exchange), so the first read is the one that gets the
 // answer; measured alternating against the code before (wrk -t2 -c64, 4
-// pairs of 5 s runs), 2-3 % more requests per second and 1-3 µs less
-// CPU per request. Run 5 of the harness, before that change: 0.93 of
+// pairs of 5 s runs), 2-3 % more requests per second and 1-2 µs less
+// CPU per request (medians). Run 5 of the harness, before that change: 0.93 of
 // HAProxy's and nginx's throughput round robin, 0.87-0.89 sticky, at
 // HAProxy's CPU per request round robin (43.1 against 43.8 µs).
 // Killing a member under 2,000 req/s failed no request, added at most
