@@ -161,6 +161,20 @@ func TestClusterRoundRobinKillRestart(t *testing.T) {
 			}
 		}
 		t.Logf("n1 (pid %d) killed; n2 and n3 declared it dead within %v", n1.pid(), time.Since(killed).Round(time.Millisecond))
+		// A killed process's port refuses the redial of the connections
+		// to it: that, not memberlist's detection time, is how at least
+		// one of the nodes that talked to n1 knew (membership.ReportRefused).
+		evidence := 0
+		for _, o := range []*node{n2, n3} {
+			for line := range strings.Lines(o.stderr.since(off[o])) {
+				if deadRE(o.name, "n1").MatchString(line) && strings.Contains(line, `evidence="replication connection refused"`) {
+					evidence++
+				}
+			}
+		}
+		if evidence == 0 {
+			t.Errorf("neither n2 nor n3 declared n1 dead on the evidence of a refused connection; logs:\n%s\n%s", n2.shoalLog(20), n3.shoalLog(20))
+		}
 		for i := range 4 {
 			n := []*node{n2, n3}[i%2]
 			s.next(t, n, fmt.Sprintf("request %d after n1 was declared dead", i+1))
