@@ -174,10 +174,12 @@
 // body to stream is written from inside the poller's wait for its answer
 // (backendConn.exchange), so the first read is the one that gets the
 // answer; measured alternating against the code before (wrk -t2 -c64, 4
-// pairs of 5 s runs), 2-3 % more requests per second and 1-2 µs less
-// CPU per request (medians). Run 5 of the harness, before that change: 0.93 of
-// HAProxy's and nginx's throughput round robin, 0.87-0.89 sticky, at
-// HAProxy's CPU per request round robin (43.1 against 43.8 µs).
+// pairs of 5 s runs), 2-3 % more requests per second and 1-2 µs less CPU
+// per request (medians). Run 5 of the harness, before that change: 0.93
+// of HAProxy's and nginx's throughput round robin, 0.87-0.89 sticky, at
+// HAProxy's CPU per request round robin (43.1 against 43.8 µs); run 6,
+// after it, on a noisier machine: 0.97 and 0.90 round robin, 1.00 and
+// 1.09 sticky.
 // Killing a member under 2,000 req/s failed no request, added at most
 // 8-31 ms, and the restarted member took requests again within 74-152
 // ms.
