@@ -65,10 +65,11 @@ func runDemo(ctx context.Context, inv *invocation) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	// The balancer's port is checked first: it is the one a user opens.
-	if ln, err := net.Listen("tcp", *listen); err != nil {
-		return fmt.Errorf("demo: %s is not free (%v): choose another with --listen", *listen, err)
-	} else {
-		ln.Close()
+	// The nodes' ports are chosen while it is held, all at once, so that
+	// none of them is the balancer's or another's.
+	addrs, err := reserveAddrs(*listen, 2**nodes+1)
+	if err != nil {
+		return err
 	}
 
 	d := &demo{self: self, stderr: inv.stderr, log: log, exited: make(chan string, *nodes+1)}
@@ -77,14 +78,7 @@ func runDemo(ctx context.Context, inv *invocation) error {
 	var firstGossip string
 	for i := 1; i <= *nodes; i++ {
 		name := "n" + strconv.Itoa(i)
-		httpAddr, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		gossip, err := freeAddr()
-		if err != nil {
-			return err
-		}
+		httpAddr, gossip := addrs[2*(i-1)], addrs[2*(i-1)+1]
 		args := []string{"node", "--name", name, "--listen", httpAddr, "--cluster-listen", gossip, "--cluster-key-file", keyFile}
 		if firstGossip != "" {
 			args = append(args, "--join", firstGossip)
@@ -101,10 +95,7 @@ func runDemo(ctx context.Context, inv *invocation) error {
 	// The balancer follows the cluster (no --member list): it learns the
 	// nodes from membership, drops a killed one as fast as the nodes do,
 	// and sends its sessions straight to nodes that hold them.
-	balancerGossip, err := freeAddr()
-	if err != nil {
-		return err
-	}
+	balancerGossip := addrs[2**nodes]
 	if err := d.start(ctx, "balancer", []string{"balancer", "--listen", *listen, "--cluster-join", firstGossip,
 		"--cluster-key-file", keyFile, "--cluster-listen", balancerGossip, "--cluster-name", "balancer"}); err != nil {
 		return err
@@ -142,15 +133,32 @@ func runDemo(ctx context.Context, inv *invocation) error {
 	}
 }
 
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// reserveAddrs checks that listen is free and returns n loopback
+// addresses with ports that were free a moment ago. It holds every port
+// it has chosen (and listen) open until it has them all: the system may
+// hand a port just released to the next request for any port, and
+// picking them one at a time gave a node the balancer's port.
+func reserveAddrs(listen string, n int) ([]string, error) {
+	held, err := net.Listen("tcp", listen)
 	if err != nil {
-		return "", fmt.Errorf("demo: no free port: %w", err)
+		return nil, fmt.Errorf("demo: %s is not free (%v): choose another with --listen", listen, err)
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	lns := []net.Listener{held}
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("demo: no free port: %w", err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
 }
 
 // waitReady polls url until it answers 200, the context ends, a child
