@@ -350,13 +350,20 @@ func (t *TCPTransport) Send(name string, req wire.Message) Pending {
 		t.mu.Unlock()
 		return Failed(fmt.Errorf("transport closed: %w", ErrUnreachable))
 	}
+	p := t.peerLocked(name)
+	t.mu.Unlock()
+	return p.send(req)
+}
+
+// peerLocked returns the peer named name, made on first use; t.mu is
+// held.
+func (t *TCPTransport) peerLocked(name string) *peer {
 	p := t.peers[name]
 	if p == nil {
 		p = &peer{t: t, name: name, ctr: t.countersLocked(name)}
 		t.peers[name] = p
 	}
-	t.mu.Unlock()
-	return p.send(req)
+	return p
 }
 
 // peer is the connection to one peer, dialed on first use and again after
@@ -617,11 +624,7 @@ func (t *TCPTransport) checkPeer(name string) {
 		t.mu.Unlock()
 		return
 	}
-	p := t.peers[name]
-	if p == nil {
-		p = &peer{t: t, name: name, ctr: t.countersLocked(name)}
-		t.peers[name] = p
-	}
+	p := t.peerLocked(name)
 	t.mu.Unlock()
 	p.redial(addr)
 }
