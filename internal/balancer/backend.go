@@ -259,6 +259,14 @@ type errExchangeWrite struct{ err error }
 func (e *errExchangeWrite) Error() string { return "writing the request: " + e.err.Error() }
 func (e *errExchangeWrite) Unwrap() error { return e.err }
 
+// isExchangeWrite reports whether err is an errExchangeWrite (exchange
+// returns it as is). Only for a non-nil err: errors.As's target escapes,
+// an allocation the request path does not pay when all went well.
+func isExchangeWrite(err error) bool {
+	var xw *errExchangeWrite
+	return errors.As(err, &xw)
+}
+
 // exchange writes the staged request (a head without a body) and waits
 // for the first bytes of the answer, in one wait of the poller, saving
 // the read that finds nothing. Go's net.Conn reads before it waits (it

@@ -241,12 +241,10 @@ func (cc *clientConn) readWhenReady(fd uintptr) bool {
 // dropped (closing with unread bytes would reset the connection and could
 // destroy the answer), the rest.
 func (cc *clientConn) writeError(code int, text string) {
-	w := writerPool.Get().(*bufio.Writer)
-	w.Reset(cc.c)
+	w := cc.clientWriter()
 	writePlainTo(w, code, text, true)
 	err := w.Flush()
-	w.Reset(nil)
-	writerPool.Put(w)
+	putWriter(w)
 	if err != nil {
 		return
 	}
@@ -425,12 +423,10 @@ func (cc *clientConn) noMember(s *settings, route string, tried int, body *repla
 	cc.f.b.log.Error("no member available", slog.String("method", string(h.method.of(h.raw))),
 		slog.String("host", string(h.host.of(h.raw))), slog.String("route", string([]byte(route))), slog.Int("tried", tried))
 	keep := !h.close && (body == nil || body.done())
-	w := writerPool.Get().(*bufio.Writer)
-	w.Reset(cc.c)
+	w := cc.clientWriter()
 	writePlainTo(w, 503, "no member available", !keep)
 	err := w.Flush()
-	w.Reset(nil)
-	writerPool.Put(w)
+	putWriter(w)
 	return keep && err == nil
 }
 
@@ -539,8 +535,7 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 			pool.discard(bc)
 			return outClosed
 		}
-		var xw *errExchangeWrite
-		if errors.As(err, &xw) {
+		if err != nil && isExchangeWrite(err) {
 			// The staged request could not be written: as a failed
 			// writeRequest above (there is no body in this case).
 			pool.discard(bc)
@@ -628,12 +623,10 @@ func isConnDropped(err error) bool {
 // fail answers the client with code after a failed attempt.
 func (cc *clientConn) fail(code int, body *replayBody) outcome {
 	keep := !cc.h.close && (body == nil || body.done())
-	w := writerPool.Get().(*bufio.Writer)
-	w.Reset(cc.c)
+	w := cc.clientWriter()
 	writePlainTo(w, code, statusBody(code), !keep)
 	err := w.Flush()
-	w.Reset(nil)
-	writerPool.Put(w)
+	putWriter(w)
 	if !keep || err != nil {
 		return outClosed
 	}
@@ -853,18 +846,33 @@ func (cc *clientConn) readResponseHead(bc *backendConn) error {
 // writeEarlyHints passes the member's 103 response (in cc.rh) on to the
 // client, without its hop-by-hop fields.
 func (cc *clientConn) writeEarlyHints() error {
-	w := writerPool.Get().(*bufio.Writer)
-	w.Reset(cc.c)
-	defer func() {
-		w.Reset(nil)
-		writerPool.Put(w)
-	}()
-	w.WriteString("HTTP/1.1")
-	w.Write(cc.rh.statusLine.of(cc.rh.raw)[8:])
-	w.WriteString("\r\n")
+	w := cc.clientWriter()
+	defer putWriter(w)
+	writeStatusLine(w, &cc.rh)
 	writeResponseFields(w, &cc.rh, false)
 	w.WriteString("\r\n")
 	return w.Flush()
+}
+
+// clientWriter returns a pooled writer to the client; putWriter gives
+// it back.
+func (cc *clientConn) clientWriter() *bufio.Writer {
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(cc.c)
+	return w
+}
+
+func putWriter(w *bufio.Writer) {
+	w.Reset(nil)
+	writerPool.Put(w)
+}
+
+// writeStatusLine writes rh's status line as HTTP/1.1 (the member may
+// have answered in another minor version).
+func writeStatusLine(w *bufio.Writer, rh *respHead) {
+	w.WriteString("HTTP/1.1")
+	w.Write(rh.statusLine.of(rh.raw)[8:])
+	w.WriteString("\r\n")
 }
 
 // writeResponseFields writes the fields of the response head rh that go
@@ -906,7 +914,6 @@ func writeResponseFields(w *bufio.Writer, rh *respHead, withBody bool) {
 // response did.
 func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member, bodyDone chan error) outcome {
 	rh := &cc.rh
-	raw := rh.raw
 	h := &cc.h
 	noBody := rh.status == 204 || rh.status == 304 || string(h.method.of(h.raw)) == "HEAD"
 	closeDelimited := !noBody && !rh.chunked && rh.contentLength < 0
@@ -926,15 +933,9 @@ func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member, 
 		}
 	}
 
-	w := writerPool.Get().(*bufio.Writer)
-	w.Reset(cc.c)
-	defer func() {
-		w.Reset(nil)
-		writerPool.Put(w)
-	}()
-	w.WriteString("HTTP/1.1")
-	w.Write(rh.statusLine.of(raw)[8:])
-	w.WriteString("\r\n")
+	w := cc.clientWriter()
+	defer putWriter(w)
+	writeStatusLine(w, rh)
 	writeResponseFields(w, rh, !noBody)
 	switch {
 	case noBody:
