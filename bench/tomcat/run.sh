@@ -11,8 +11,9 @@
 #   TOMCAT_HARNESS=DIR bench/tomcat/run.sh   DIR: a writable copy of the shared
 #                                             tomcat-cluster harness, after its setup.sh
 #   bench/tomcat/run.sh                      shoal's side only
-# Environment: NODE_GOMAXPROCS (the nodes' GOMAXPROCS; unset: the Go
-# default, every core), WRK_ARGS (default "-t2 -c32 -d15s"), BENCH_LOCK (a lock file
+# Environment: NODE_GOMAXPROCS and BAL_GOMAXPROCS (the nodes' and the
+# balancer's GOMAXPROCS; unset: the Go default, every core), WRK_ARGS
+# (default "-t2 -c32 -d15s"), BENCH_LOCK (a lock file
 # that other benchmark harnesses on this machine also take, held during each
 # measured load), CASES (a subset of the case names below).
 set -euo pipefail
@@ -83,7 +84,7 @@ start_balancer() {
     local args=(balancer --listen "$BAL" --log-level warn) i
     for i in $(seq "$1"); do args+=(--member "n$i=http://127.0.0.1:$(http_port "$i")"); done
     [ "$2" = rr ] && args+=(--sticky "")
-    "$OUT/shoal" "${args[@]}" 2>>"$OUT/balancer.log" &
+    GOMAXPROCS=${BAL_GOMAXPROCS:-} "$OUT/shoal" "${args[@]}" 2>>"$OUT/balancer.log" &
     BAL_PID=$!
     PIDS+=($BAL_PID)
     for _ in $(seq 200); do (exec 3<>"/dev/tcp/${BAL%:*}/${BAL#*:}") 2>/dev/null && break; sleep 0.05; done
@@ -215,7 +216,7 @@ kill_under_load() {
     fig "shoal $name: n1 killed under load; declared dead after $detect(false declarations of a live member before the kill: $false) | $(sed -n 's/^WRK-SUMMARY //p' "$f") | $(sed -n 's/^WRK-LUA //p' "$f")"
 }
 
-fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions, nodes' GOMAXPROCS ${NODE_GOMAXPROCS:-default} ($(date -u +%FT%TZ))"
+fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions, nodes' GOMAXPROCS ${NODE_GOMAXPROCS:-default}, balancer's ${BAL_GOMAXPROCS:-default} ($(date -u +%FT%TZ))"
 for c in $CASES; do
     log "case $c"
     case $c in

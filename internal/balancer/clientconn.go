@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -25,10 +26,13 @@ const (
 
 // clientConn is one client connection on the fast path.
 type clientConn struct {
-	f     *Frontend
-	c     net.Conn
-	rd    hreader
-	state atomic.Int32
+	f *Frontend
+	c net.Conn
+	// accepted is the connection as accepted (c becomes its TLS layer):
+	// what Frontend.Close closes, from another goroutine.
+	accepted net.Conn
+	rd       hreader
+	state    atomic.Int32
 	// idleSince is when it started waiting for a request (nanotime), for
 	// the housekeeper's idle timeout.
 	idleSince atomic.Int64
@@ -50,14 +54,22 @@ type clientConn struct {
 	headCopy []byte
 
 	// bufp is the pool's box of cc.rd.buf, nil while the buffer is given
-	// back (an idle plain TCP connection: see waitRequest).
+	// back (an idle plain TCP connection: see serveRaw).
 	bufp *[]byte
-	// raw is the plain TCP connection's, for waitRequest; nil over TLS.
+	// raw is the plain TCP connection's, for serveRaw; nil over TLS.
 	raw syscall.RawConn
-	// readIdle is cc.readWhenReady, bound once (a method value made per
-	// wait would be an allocation per request); idleErr is its error.
-	readIdle func(fd uintptr) bool
-	idleErr  error
+	// step is cc.rawStep, bound once (a method value made per call would
+	// be an allocation); the rest is rawStep's state within one serveRaw.
+	step func(fd uintptr) bool
+	// waiting: rawStep asked the poller to wait. drained: the last read
+	// found the socket empty after it (it did not fill the room it had),
+	// and the poller was not waited on since.
+	waiting, drained bool
+	rawDone          bool  // the connection is over
+	rawErr           error // a read failed
+	// blindSet says the read deadline is rawWait's bound on a wait that
+	// skipped its read (see serveRaw).
+	blindSet bool
 }
 
 // run serves the connection until it closes, or hands it to net/http.
@@ -91,7 +103,7 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 	if tc, ok := cc.c.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
 			cc.raw = raw
-			cc.readIdle = cc.readWhenReady
+			cc.step = cc.rawStep
 		}
 	}
 	cc.rd = hreader{c: cc.c}
@@ -108,7 +120,13 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 		cc.rd = hreader{}
 	}()
 	for {
-		if cc.rd.buffered() == 0 {
+		if cc.raw != nil {
+			if !cc.serveRaw() {
+				return
+			}
+			// A request serveRaw leaves to the ordinary path below: its
+			// head, or as much of it as the buffer holds, is buffered.
+		} else if cc.rd.buffered() == 0 {
 			cc.state.Store(connIdle)
 			if f.closing.Load() {
 				return
@@ -120,9 +138,6 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 				cc.deadlineSet = false
 			}
 			cc.idleSince.Store(nanotime())
-			if cc.raw != nil && !cc.waitRequest() {
-				return
-			}
 		} else {
 			// A pipelined request: bound the rest of its head.
 			cc.rd.setDeadline(readHeaderTimeout)
@@ -188,51 +203,203 @@ func (cc *clientConn) putBuf() {
 	cc.rd.buf, cc.rd.r, cc.rd.w = nil, 0, 0
 }
 
-// waitRequest waits for the next request on an idle plain TCP
-// connection without holding a read buffer: the buffer goes back to
+// serveRaw serves a plain TCP connection's requests from inside one
+// syscall.RawConn.Read, as long as they are the common kind: a head that
+// fits the buffer, and no body or one already in the buffer. It returns
+// false when the connection is over, and true when the buffered request
+// needs the ordinary path (a body to stream, an upgrade, an error to
+// answer, a head larger than the buffer).
+//
+// Why from inside the Read: net.Conn's Read must try a read before it
+// waits for the poller, because it cannot know whether bytes came while
+// nobody waited; after a response the client has rarely answered yet, so
+// that read fails with EAGAIN on most requests (64 % in a wrk run here),
+// a fifth of the client side's system calls, which are most of the
+// balancer's CPU. RawConn.Read arms the poller once, when it starts, and
+// every byte that arrives after that wakes its wait, however soon.
+// Serving inside it, the connection knows what the poller cannot have
+// missed: once a read left room in the buffer, the socket was empty, so
+// the next request's bytes, pipelined or not, come after it and wake the
+// wait. rawStep then waits without that read. A read that filled the
+// buffer, or a new Read (which forgets what came before it), reads first.
+//
+// Nothing served here may read from cc.c: the Read holds the
+// connection's read lock (and a Close from this goroutine would wait for
+// it forever); serveBuffered keeps every request that could to the
+// ordinary path.
+//
+// An idle connection waits here without a read buffer: it goes back to
 // the pool while the connection waits, and one is taken when bytes
 // arrive. Keep-alive clients are idle most of the time (browsers keep
 // connections open for minutes), so 10,000 of them would otherwise hold
-// 40 MiB of buffers that hold nothing. It costs no system call more
-// than a plain Read (counted with strace: the same reads and writes per
-// request): the read is tried first, and only if it finds nothing does
-// the connection wait for the poller, as net.Conn's Read does; what it
-// adds is a few sync.Pool operations, tens of nanoseconds. It reports
-// false when the connection is closed or failed.
-func (cc *clientConn) waitRequest() bool {
-	cc.putBuf()
-	cc.idleErr = nil
-	if err := cc.raw.Read(cc.readIdle); err != nil || cc.idleErr != nil {
-		cc.putBuf()
-		return false
+// 40 MiB of buffers that hold nothing.
+func (cc *clientConn) serveRaw() bool {
+	for {
+		cc.waiting, cc.drained, cc.rawDone, cc.rawErr = false, false, false, nil
+		err := cc.raw.Read(cc.step)
+		if err != nil && cc.blindSet && errors.Is(err, os.ErrDeadlineExceeded) {
+			// A wait without a read lasted blindWaitLimit: look again,
+			// reading first (a new Read does).
+			cc.c.SetReadDeadline(time.Time{})
+			cc.blindSet = false
+			continue
+		}
+		if err != nil || cc.rawDone || cc.rawErr != nil {
+			return false
+		}
+		if cc.blindSet { // the ordinary path sets its own deadlines
+			cc.c.SetReadDeadline(time.Time{})
+			cc.blindSet = false
+		}
+		return true
 	}
-	return true
 }
 
-// readWhenReady is waitRequest's callback (syscall.RawConn.Read): it
-// reads into a pooled buffer, and gives the buffer back and asks to wait
-// when there is nothing to read yet.
-func (cc *clientConn) readWhenReady(fd uintptr) bool {
-	if cc.bufp == nil {
-		cc.getBuf()
+// blindWaitLimit bounds a wait that skipped its read. The one thing such
+// a wait can miss is the end of the client's stream when it came with the
+// last request, in the same wake of the poller (a short read leaves no
+// data behind, but it may leave the end of the stream, which only the
+// next read reports): a client that half-closes after its request and
+// waits for the connection to close would otherwise wait for the idle
+// timeout. A busy connection sends its next request well within it; an
+// idle one looks once more after it, with a read, and then waits without
+// a deadline.
+const blindWaitLimit = 250 * time.Millisecond
+
+// Results of serveBuffered.
+const (
+	stepServed   = iota // a request was served, the connection stays
+	stepNeedMore        // the buffer holds part of a head
+	stepOrdinary        // the buffered request is for the ordinary path
+	stepDone            // the connection is over
+)
+
+// rawStep is serveRaw's callback: it serves what is buffered, reads, and
+// asks to wait when there is nothing to read (returning false).
+func (cc *clientConn) rawStep(fd uintptr) bool {
+	if cc.waiting {
+		cc.waiting, cc.drained = false, false // woken by the poller
 	}
+	h := &cc.rd
 	for {
-		n, err := syscall.Read(int(fd), cc.rd.buf)
+		if h.buffered() > 0 {
+			switch cc.serveBuffered() {
+			case stepServed:
+				continue
+			case stepOrdinary:
+				return true
+			case stepDone:
+				cc.rawDone = true
+				return true
+			}
+		}
+		if cc.drained {
+			return cc.rawWait(true)
+		}
+		if cc.bufp == nil {
+			cc.getBuf()
+		}
+		if h.r == h.w {
+			h.r, h.w = 0, 0
+		} else if h.w == len(h.buf) { // part of a head at the end: room before it
+			h.w = copy(h.buf, h.buf[h.r:h.w])
+			h.r = 0
+		}
+		room := len(h.buf) - h.w
+		n, err := syscall.Read(int(fd), h.buf[h.w:])
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			cc.putBuf()
-			return false
+			return cc.rawWait(false)
 		case err != nil:
-			cc.idleErr = err
+			cc.rawErr = err
+			return true
 		case n == 0:
-			cc.idleErr = io.EOF
-		default:
-			cc.rd.w = n
+			cc.rawErr = io.EOF
+			return true
 		}
-		return true
+		h.w += n
+		cc.drained = n < room
 	}
+}
+
+// rawWait prepares the connection to wait for the poller and reports
+// false (wait), or true when the balancer is closing. blind says the
+// wait skips its read.
+func (cc *clientConn) rawWait(blind bool) bool {
+	if cc.rd.buffered() == 0 {
+		cc.state.Store(connIdle)
+		if cc.f.closing.Load() {
+			cc.rawDone = true
+			return true
+		}
+		// The idle timeout is the housekeeper's (Frontend.sweep), not a
+		// deadline's; a blind wait has its own bound, a runtime timer
+		// update, a fraction of the read it saves.
+		switch {
+		case blind:
+			cc.c.SetReadDeadline(time.Now().Add(blindWaitLimit))
+			cc.blindSet, cc.deadlineSet = true, false
+		case cc.deadlineSet || cc.blindSet:
+			cc.c.SetReadDeadline(time.Time{})
+			cc.deadlineSet, cc.blindSet = false, false
+		}
+		cc.idleSince.Store(nanotime())
+		cc.putBuf()
+	} else if !cc.deadlineSet {
+		// Part of a head came: bound the time the rest may take.
+		cc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+		cc.deadlineSet, cc.blindSet = true, false
+	}
+	cc.waiting = true
+	return false
+}
+
+// serveBuffered serves the request whose head is buffered, if it is one
+// serveRaw may serve (see there).
+func (cc *clientConn) serveBuffered() int {
+	h := &cc.rd
+	b := h.buf[h.r:h.w]
+	skip := 0 // empty lines before a request (RFC 9112 2.2), as readHead skips them
+	for len(b)-skip >= 2 && b[skip] == '\r' && b[skip+1] == '\n' {
+		skip += 2
+	}
+	n, err := headEnd(b[skip:], 0)
+	switch {
+	case err == errNeedMore:
+		if h.r == 0 && h.w == len(h.buf) {
+			return stepOrdinary // larger than the buffer: readHead grows it
+		}
+		return stepNeedMore
+	case err != nil:
+		return stepOrdinary // readHead finds the error and answers it
+	}
+	head := b[skip : skip+n : skip+n]
+	s := cc.f.b.cur.Load()
+	if s.viaHandler || parseRequestHead(head, &s.opts, &cc.h) != nil {
+		return stepOrdinary
+	}
+	rq := &cc.h
+	if rq.handoff || rq.chunked || rq.contentLength > 0 &&
+		(int64(len(b)-skip-n) < rq.contentLength || s.cfg.MaxBodyBytes > 0 && rq.contentLength > s.cfg.MaxBodyBytes) {
+		return stepOrdinary
+	}
+	h.r += skip + n
+	if !cc.state.CompareAndSwap(connIdle, connActive) && cc.state.Load() != connActive {
+		return stepDone // closed by Shutdown
+	}
+	if !cc.serveRequest(s) || cc.f.closing.Load() {
+		return stepDone
+	}
+	if cc.deadlineSet {
+		// The bound on this head's arrival (rawWait), which may have
+		// passed while the member answered: not the next head's.
+		cc.c.SetReadDeadline(time.Time{})
+		cc.deadlineSet = false
+	}
+	h.shrink(clientBufSize)
+	return stepServed
 }
 
 // writeError answers a request the fast path refuses, and closes the

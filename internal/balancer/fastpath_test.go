@@ -116,6 +116,19 @@ func statusOf(s string) int {
 	return code
 }
 
+// dialFront connects to tb's front with a deadline for the whole test;
+// the connection closes when the test ends.
+func dialFront(t *testing.T, tb *testBalancer, d time.Duration) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", tb.front.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(d))
+	return c, bufio.NewReader(c)
+}
+
 // TestSmuggling sends requests that parsers disagree on. Each must be
 // refused (nothing reaches the member) or normalised (the member gets
 // one unambiguous request), never forwarded as it came.
@@ -215,13 +228,7 @@ func TestSmuggling(t *testing.T) {
 func TestFastPathKeepAliveAndPipelining(t *testing.T) {
 	be := newRecordingBackend(t, nil)
 	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
-	c, err := net.Dial("tcp", tb.front.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := dialFront(t, tb, 10*time.Second)
 	// Sequential keep-alive requests: one member connection serves all.
 	for i := range 20 {
 		fmt.Fprintf(c, "GET /seq%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
@@ -256,6 +263,75 @@ func TestFastPathKeepAliveAndPipelining(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("after Connection: close: %v, want EOF", err)
+	}
+}
+
+// TestFastPathRequestsArriveWhileServing sends requests whose bytes come
+// while the connection is busy or in pieces: a plain TCP connection waits
+// for its next request without first trying a read (serveRaw), which is
+// only right if no byte that came meanwhile can go unnoticed. A missed
+// one would hang the request until the deadline below.
+func TestFastPathRequestsArriveWhileServing(t *testing.T) {
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(150 * time.Millisecond)
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Body-Len", fmt.Sprint(n))
+		io.WriteString(w, "ok "+r.URL.Path)
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	c, br := dialFront(t, tb, 5*time.Second)
+	send := func(parts ...string) {
+		t.Helper()
+		for i, p := range parts {
+			if i > 0 {
+				time.Sleep(30 * time.Millisecond)
+			}
+			if _, err := io.WriteString(c, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expect := func(path, bodyLen string) {
+		t.Helper()
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", path, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if string(body) != "ok "+path || res.Header.Get("X-Body-Len") != bodyLen {
+			t.Fatalf("want %s (body %s bytes), got %q (body %s bytes)", path, bodyLen, body, res.Header.Get("X-Body-Len"))
+		}
+	}
+	get := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+
+	// The next request comes while the member works on this one.
+	send(get("/slow"), get("/during"))
+	expect("/slow", "0")
+	expect("/during", "0")
+	// A head in three pieces.
+	send("GET /pieces HT", "TP/1.1\r\nHost: x\r\n", "\r\n")
+	expect("/pieces", "0")
+	// A body after its head, a head and part of the next one, then the rest.
+	send("POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", "hello")
+	expect("/body", "5")
+	send(get("/first")+"GET /second HTTP/1.1\r\n", "Host: x\r\n\r\n")
+	expect("/first", "0")
+	expect("/second", "0")
+	// Many quick keep-alive requests, each sent once the last is answered.
+	for i := range 50 {
+		send(get(fmt.Sprintf("/k%d", i)))
+		expect(fmt.Sprintf("/k%d", i), "0")
+	}
+	// A last request, and the client's end of the stream with it.
+	send(get("/last"))
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	expect("/last", "0")
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after the client's end of stream: %v, want EOF", err)
 	}
 }
 
@@ -303,13 +379,7 @@ func TestFastPathNoBodyResponses(t *testing.T) {
 		}
 	})
 	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
-	c, err := net.Dial("tcp", tb.front.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := dialFront(t, tb, 10*time.Second)
 	for _, tc := range []struct {
 		method, path string
 		code         int
@@ -490,6 +560,81 @@ func TestFastPathHandsOff(t *testing.T) {
 				t.Errorf("got:\n%s", got)
 			}
 		})
+	}
+}
+
+// TestFastPathSlowHeadThenSlowMember: the bound on a head's arrival is
+// the head's own: one that passed while the member answered a slow head's
+// request does not cut the next request, which comes in pieces too.
+func TestFastPathSlowHeadThenSlowMember(t *testing.T) {
+	old := readHeaderTimeout
+	readHeaderTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { readHeaderTimeout = old })
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(500 * time.Millisecond)
+		}
+		io.WriteString(w, "ok "+r.URL.Path)
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	c, br := dialFront(t, tb, 5*time.Second)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\n")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(c, "Host: x\r\n\r\nGET /next HTTP/1.1\r\n")
+	for _, path := range []string{"/slow", "/next"} {
+		if path == "/next" {
+			time.Sleep(50 * time.Millisecond)
+			io.WriteString(c, "Host: x\r\n\r\n")
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if string(body) != "ok "+path {
+			t.Fatalf("%s: got %q", path, body)
+		}
+	}
+}
+
+// TestFrontendCloseWithRequestInFlight: Close ends every client
+// connection at once, also one whose request waits for its member (a
+// request served from inside the connection's poller wait holds the
+// connection's read lock, which a plain Close would wait for).
+func TestFrontendCloseWithRequestInFlight(t *testing.T) {
+	got := make(chan struct{})
+	release := make(chan struct{})
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		close(got)
+		<-release
+		io.WriteString(w, "late")
+	})
+	defer close(release)
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	c, err := net.Dial("tcp", tb.front.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the member never got the request")
+	}
+	closed := make(chan struct{})
+	go func() {
+		tb.frontend.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Frontend.Close waited for the request in flight")
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := c.Read(make([]byte, 64)); err == nil || isTimeoutErr(err) {
+		t.Fatalf("the client's connection after Close: read %d bytes, %v; want its end", n, err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -169,7 +170,7 @@ func (f *Frontend) serve(ln net.Listener, tlsCfg *tls.Config) error {
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		cc := &clientConn{f: f, c: c}
+		cc := &clientConn{f: f, c: c, accepted: c}
 		if !f.track(cc, true) {
 			c.Close()
 			continue
@@ -237,7 +238,17 @@ func (f *Frontend) Close() error {
 	err := f.inner.Close()
 	f.mu.Lock()
 	for cc := range f.conns {
-		cc.c.Close()
+		// A connection serving a request from inside its poller wait
+		// (serveRaw) holds its read lock until the member answers, and
+		// a Close waits for that. So the socket is shut down now (the
+		// client sees the end at once; what the serving goroutine does
+		// next on it fails) and closed without waiting.
+		if tc, ok := cc.accepted.(*net.TCPConn); ok {
+			if rc, err := tc.SyscallConn(); err == nil {
+				rc.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+			}
+		}
+		go cc.accepted.Close()
 	}
 	f.mu.Unlock()
 	return err

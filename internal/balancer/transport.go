@@ -20,13 +20,14 @@ const (
 	// tcpKeepAlive is the period of TCP keep-alive probes to members.
 	tcpKeepAlive = 30 * time.Second
 
-	// readHeaderTimeout bounds how long a client may take to send a
-	// request's headers (slowloris); idleTimeout closes idle client
-	// connections. There is no read or write timeout: bodies may stream
-	// and WebSockets may stay open.
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
+	// idleTimeout closes idle client connections. There is no read or
+	// write timeout: bodies may stream and WebSockets may stay open.
+	idleTimeout = 2 * time.Minute
 )
+
+// readHeaderTimeout bounds how long a client may take to send a
+// request's headers (slowloris). A variable for tests.
+var readHeaderTimeout = 10 * time.Second
 
 // newTransport returns the one transport to all members: HTTP/1.1,
 // keep-alive pools sized for load, the connect and response header
