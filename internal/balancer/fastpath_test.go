@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -319,6 +320,18 @@ func TestFastPathRequestsArriveWhileServing(t *testing.T) {
 	send(get("/first")+"GET /second HTTP/1.1\r\n", "Host: x\r\n\r\n")
 	expect("/first", "0")
 	expect("/second", "0")
+	// More pipelined requests than a read buffer holds, in one write.
+	var many strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&many, "GET /m%d HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n", i, strings.Repeat("p", 100))
+	}
+	if many.Len() <= clientBufSize {
+		t.Fatalf("%d bytes of requests: not more than the %d-byte buffer", many.Len(), clientBufSize)
+	}
+	send(many.String())
+	for i := range 40 {
+		expect(fmt.Sprintf("/m%d", i), "0")
+	}
 	// Many quick keep-alive requests, each sent once the last is answered.
 	for i := range 50 {
 		send(get(fmt.Sprintf("/k%d", i)))
@@ -560,6 +573,67 @@ func TestFastPathHandsOff(t *testing.T) {
 				t.Errorf("got:\n%s", got)
 			}
 		})
+	}
+}
+
+// TestFastPathRandomSplits sends runs of pipelined requests cut into
+// pieces at random places and sent with random pauses, on one
+// connection: however the bytes arrive, every request is answered, in
+// order (a byte the connection's poller wait missed would stall it until
+// the deadline). Bounded: 150 runs.
+func TestFastPathRandomSplits(t *testing.T) {
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Body-Len", fmt.Sprint(n))
+		io.WriteString(w, "ok "+r.URL.Path)
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	c, br := dialFront(t, tb, 30*time.Second)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for run := range 150 {
+		var stream strings.Builder
+		type want struct{ method, path, bodyLen string }
+		var wants []want
+		for i := range 1 + rng.IntN(4) {
+			path := fmt.Sprintf("/r%d-%d", run, i)
+			switch rng.IntN(3) {
+			case 0:
+				body := strings.Repeat("b", rng.IntN(300))
+				fmt.Fprintf(&stream, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
+				wants = append(wants, want{"POST", path, fmt.Sprint(len(body))})
+			case 1:
+				fmt.Fprintf(&stream, "HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+				wants = append(wants, want{"HEAD", path, "0"})
+			default:
+				fmt.Fprintf(&stream, "GET %s HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n", path, strings.Repeat("p", rng.IntN(200)))
+				wants = append(wants, want{"GET", path, "0"})
+			}
+		}
+		b := stream.String()
+		for len(b) > 0 {
+			k := 1 + rng.IntN(len(b))
+			if _, err := io.WriteString(c, b[:k]); err != nil {
+				t.Fatal(err)
+			}
+			b = b[k:]
+			if rng.IntN(2) == 0 {
+				time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+			}
+		}
+		for _, w := range wants {
+			res, err := http.ReadResponse(br, &http.Request{Method: w.method})
+			if err != nil {
+				t.Fatalf("run %d, %s %s: %v", run, w.method, w.path, err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			wantBody := "ok " + w.path
+			if w.method == "HEAD" {
+				wantBody = ""
+			}
+			if string(body) != wantBody || res.Header.Get("X-Body-Len") != w.bodyLen {
+				t.Fatalf("run %d, %s %s: got %q (body %s bytes)", run, w.method, w.path, body, res.Header.Get("X-Body-Len"))
+			}
+		}
 	}
 }
 
