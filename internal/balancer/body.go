@@ -36,6 +36,9 @@ type replayBody struct {
 
 	overflowed atomic.Bool // read > keep: the body can no longer be replayed
 	tooLarge   atomic.Bool // read past max
+	// ended is done's answer without mu, which a read waiting for the
+	// client holds.
+	ended atomic.Bool
 }
 
 func newReplayBody(src io.Reader, size int64, keep int, max int64) *replayBody {
@@ -46,12 +49,9 @@ func newReplayBody(src io.Reader, size int64, keep int, max int64) *replayBody {
 	return rb
 }
 
-// done reports whether the body was read to its end.
-func (rb *replayBody) done() bool {
-	rb.mu.Lock()
-	defer rb.mu.Unlock()
-	return rb.err == io.EOF
-}
+// done reports whether the body was read to its end. It does not wait
+// for a read in progress.
+func (rb *replayBody) done() bool { return rb.ended.Load() }
 
 // replayable reports whether the body can still be sent from the start.
 func (rb *replayBody) replayable() bool { return !rb.overflowed.Load() }
@@ -115,6 +115,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	b.off += int64(n)
 	if err != nil {
 		rb.err = err
+		if err == io.EOF {
+			rb.ended.Store(true)
+		}
 	}
 	return n, err
 }

@@ -772,7 +772,7 @@ func (cc *clientConn) try(s *settings, m *Member, inline []byte, body *replayBod
 			b.log.Info("member usable again", slog.String("member", m.route))
 		}
 		counted = false // writeResponse ends it when the member's part is over
-		out := cc.writeResponse(bc, pool, m, bodyDone)
+		out := cc.writeResponse(bc, pool, m, body, bodyDone)
 		m.observeResponse(status, time.Since(start))
 		return out
 	}
@@ -1077,9 +1077,9 @@ func writeResponseFields(w *bufio.Writer, rh *respHead, withBody bool) {
 // client, and puts bc back in its pool if it can serve another request.
 //
 // bodyDone, if not nil, is the goroutine still streaming the request
-// body: the connections are kept only if it ended well before the
+// body (body): the connections are kept only if it ended well before the
 // response did.
-func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member, bodyDone chan error) outcome {
+func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member, body *replayBody, bodyDone chan error) outcome {
 	rh := &cc.rh
 	h := &cc.h
 	noBody := rh.status == 204 || rh.status == 304 || string(h.method.of(h.raw)) == "HEAD"
@@ -1087,16 +1087,39 @@ func (cc *clientConn) writeResponse(bc *backendConn, pool *connPool, m *Member, 
 	keepClient := !h.close && !cc.f.closing.Load()
 	reuse := !rh.close && !closeDelimited
 	if bodyDone != nil {
+		var err error
+		ended := false
 		select {
-		case err := <-bodyDone:
-			bodyDone = nil
-			if err != nil {
-				keepClient, reuse = false, false
-			}
+		case err = <-bodyDone:
+			ended = true
 		default:
+			if body.done() {
+				// The whole body was read from the client: its goroutine
+				// has sent it, or is sending its last bytes, and has
+				// only not said so yet (a member that read the body to
+				// its end and answered at once is faster than that, at
+				// times). Its word is worth a short wait: without it the
+				// client's connection would be closed for nothing, and
+				// the requests it already sent after this one lost.
+				t := time.NewTimer(bodyGrace)
+				select {
+				case err = <-bodyDone:
+					ended = true
+				case <-t.C:
+				}
+				t.Stop()
+			}
+		}
+		switch {
+		case !ended:
 			// The member answers while the body still comes: the
 			// client's connection cannot serve another request.
 			keepClient = false
+		case err != nil:
+			bodyDone = nil
+			keepClient, reuse = false, false
+		default:
+			bodyDone = nil
 		}
 	}
 
