@@ -187,10 +187,11 @@
 // found nothing fell from 64 % of requests to 0.04 % (counted in a wrk
 // -c64 run), and BenchmarkFastPath (client, balancer and member in one
 // process) takes 6-7 % less time per request (medians of 5 alternating
-// pairs). Run 7, after it: 1.03 of HAProxy's throughput and 0.92 of
-// nginx's round robin, at the least CPU per request of the three (35.2 µs
-// against 45.2 and 36.6), 0.92 and 0.90 sticky (32.9 µs against 35.6 and
-// 28.7), p99 below HAProxy's in both.
+// pairs). Runs 7 and 8, after it: 1.03 and 0.98 of HAProxy's throughput
+// and 0.92 and 0.89 of nginx's round robin, at 35.2 and 40.0 µs of CPU per
+// request (HAProxy 45.2 and 42.8, nginx 36.6 and 36.3); sticky 0.92 and
+// 0.93 of HAProxy's, 0.90 and 0.86 of nginx's; p99 below HAProxy's in all
+// four. The target of being ahead of both is still not met.
 // Killing a member under 2,000 req/s failed no request, added at most
 // 8-31 ms, and the restarted member took requests again within 74-152
 // ms.
