@@ -87,7 +87,7 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 	}
 	if tlsCfg != nil {
 		tc := tls.Server(cc.c, tlsCfg)
-		tc.SetDeadline(time.Now().Add(readHeaderTimeout))
+		tc.SetDeadline(time.Now().Add(f.headTimeout))
 		if err := tc.Handshake(); err != nil {
 			cc.c.Close()
 			return
@@ -109,7 +109,7 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 	cc.rd = hreader{c: cc.c}
 	cc.getBuf()
 	cc.rd.slowHead = func() {
-		cc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+		cc.c.SetReadDeadline(time.Now().Add(cc.f.headTimeout))
 		cc.deadlineSet = true
 	}
 	defer func() {
@@ -140,7 +140,7 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 			cc.idleSince.Store(nanotime())
 		} else {
 			// A pipelined request: bound the rest of its head.
-			cc.rd.setDeadline(readHeaderTimeout)
+			cc.rd.setDeadline(f.headTimeout)
 			cc.deadlineSet = true
 		}
 		head, err := cc.rd.readHead(maxHeadBytes)
@@ -214,14 +214,14 @@ func (cc *clientConn) putBuf() {
 // waits for the poller, because it cannot know whether bytes came while
 // nobody waited; after a response the client has rarely answered yet, so
 // that read fails with EAGAIN on most requests (64 % in a wrk run here),
-// a fifth of the client side's system calls, which are most of the
-// balancer's CPU. RawConn.Read arms the poller once, when it starts, and
-// every byte that arrives after that wakes its wait, however soon.
-// Serving inside it, the connection knows what the poller cannot have
-// missed: once a read left room in the buffer, the socket was empty, so
-// the next request's bytes, pipelined or not, come after it and wake the
-// wait. rawStep then waits without that read. A read that filled the
-// buffer, or a new Read (which forgets what came before it), reads first.
+// and system calls are most of the balancer's CPU. RawConn.Read arms the
+// poller once, when it starts, and every byte that arrives after that
+// wakes its wait, however soon. Serving inside it, the connection knows
+// what the poller cannot have missed: once a read left room in the
+// buffer, the socket was empty, so the next request's bytes, pipelined or
+// not, come after it and wake the wait. rawStep then waits without that
+// read (bounded: see blindWaitLimit). A read that filled the buffer, or a
+// new Read (which forgets what came before it), reads first.
 //
 // Nothing served here may read from cc.c: the Read holds the
 // connection's read lock (and a Close from this goroutine would wait for
@@ -349,7 +349,7 @@ func (cc *clientConn) rawWait(blind bool) bool {
 		cc.putBuf()
 	} else if !cc.deadlineSet {
 		// Part of a head came: bound the time the rest may take.
-		cc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+		cc.c.SetReadDeadline(time.Now().Add(cc.f.headTimeout))
 		cc.deadlineSet, cc.blindSet = true, false
 	}
 	cc.waiting = true

@@ -54,6 +54,8 @@ type Frontend struct {
 	sweepEvery, coarseMin time.Duration
 	trimAfter             int64
 	trimEvery             time.Duration
+	// headTimeout is readHeaderTimeout, read once (tests change it).
+	headTimeout time.Duration
 
 	open atomic.Int64 // client connections open (both paths' fast-path loops)
 	peak atomic.Int64 // the most open since memory was last given back
@@ -71,16 +73,17 @@ func NewFrontend(b *Balancer, log *slog.Logger) *Frontend {
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Frontend{
-		b:          b,
-		log:        log,
-		listeners:  map[net.Listener]struct{}{},
-		conns:      map[*clientConn]struct{}{},
-		done:       make(chan struct{}),
-		sweepEvery: sweepEvery,
-		coarseMin:  coarseTimeoutMin,
-		trimAfter:  trimAfterConns,
-		trimEvery:  trimMinInterval,
-		lastTrim:   nanotime() - int64(trimMinInterval),
+		b:           b,
+		log:         log,
+		listeners:   map[net.Listener]struct{}{},
+		conns:       map[*clientConn]struct{}{},
+		done:        make(chan struct{}),
+		sweepEvery:  sweepEvery,
+		coarseMin:   coarseTimeoutMin,
+		trimAfter:   trimAfterConns,
+		trimEvery:   trimMinInterval,
+		lastTrim:    nanotime() - int64(trimMinInterval),
+		headTimeout: readHeaderTimeout,
 	}
 	f.hand = &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
 	f.inner = NewServer(http.HandlerFunc(serveHandedOff(b)), log)
