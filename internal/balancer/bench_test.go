@@ -110,32 +110,17 @@ func BenchmarkProxy(b *testing.B) {
 func BenchmarkFastPath(b *testing.B) {
 	const body = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
 	resp := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Node: n1\r\nContent-Length: 100\r\n\r\n" + body
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	ln := rawMember(b, func(c net.Conn, rd *hreader) {
+		out := []byte(resp)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := rd.readHead(maxHeadBytes); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				rd := hreader{c: c, buf: make([]byte, 4096)}
-				out := []byte(resp)
-				for {
-					if _, err := rd.readHead(maxHeadBytes); err != nil {
-						return
-					}
-					if _, err := c.Write(out); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := c.Write(out); err != nil {
+				return
+			}
 		}
-	}()
+	})
 	for _, tc := range []struct{ name, cookie string }{{"rr", ""}, {"sticky", "Cookie: JSESSIONID=0123456789abcdefghijklmnopqrstuv.n1\r\n"}} {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := DefaultConfig()

@@ -127,8 +127,7 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 			// A request serveRaw leaves to the ordinary path below: its
 			// head, or as much of it as the buffer holds, is buffered.
 		} else if cc.rd.buffered() == 0 {
-			cc.state.Store(connIdle)
-			if f.closing.Load() {
+			if !cc.turnIdle() {
 				return
 			}
 			// The idle timeout is the housekeeper's (Frontend.sweep): a
@@ -137,7 +136,6 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 				cc.c.SetReadDeadline(time.Time{})
 				cc.deadlineSet = false
 			}
-			cc.idleSince.Store(nanotime())
 		} else {
 			// A pipelined request: bound the rest of its head.
 			cc.rd.setDeadline(f.headTimeout)
@@ -184,6 +182,17 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 		}
 		cc.rd.shrink(clientBufSize)
 	}
+}
+
+// turnIdle marks the connection idle, waiting for a request, for
+// Shutdown and the housekeeper; false if the Frontend is closing.
+func (cc *clientConn) turnIdle() bool {
+	cc.state.Store(connIdle)
+	if cc.f.closing.Load() {
+		return false
+	}
+	cc.idleSince.Store(nanotime())
+	return true
 }
 
 // getBuf gives the connection a read buffer from the pool.
@@ -329,8 +338,7 @@ func (cc *clientConn) rawStep(fd uintptr) bool {
 // wait skips its read.
 func (cc *clientConn) rawWait(blind bool) bool {
 	if cc.rd.buffered() == 0 {
-		cc.state.Store(connIdle)
-		if cc.f.closing.Load() {
+		if !cc.turnIdle() {
 			cc.rawDone = true
 			return true
 		}
@@ -345,7 +353,6 @@ func (cc *clientConn) rawWait(blind bool) bool {
 			cc.c.SetReadDeadline(time.Time{})
 			cc.deadlineSet, cc.blindSet = false, false
 		}
-		cc.idleSince.Store(nanotime())
 		cc.putBuf()
 	} else if !cc.deadlineSet {
 		// Part of a head came: bound the time the rest may take.

@@ -130,6 +130,30 @@ func dialFront(t *testing.T, tb *testBalancer, d time.Duration) (net.Conn, *bufi
 	return c, bufio.NewReader(c)
 }
 
+// rawMember is a member without net/http: serve runs for each
+// connection it accepts (closed after), with a reader of it.
+func rawMember(tb testing.TB, serve func(c net.Conn, rd *hreader)) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c, &hreader{c: c, buf: make([]byte, 4096)})
+			}()
+		}
+	}()
+	return ln
+}
+
 // TestSmuggling sends requests that parsers disagree on. Each must be
 // refused (nothing reaches the member) or normalised (the member gets
 // one unambiguous request), never forwarded as it came.
@@ -1023,28 +1047,13 @@ func TestFastPathExchangeFailures(t *testing.T) {
 		}
 	})
 	// hangup reads a request head, then closes the connection.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var heads atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				rd := hreader{c: c, buf: make([]byte, 4096)}
-				if _, err := rd.readHead(maxHeadBytes); err == nil {
-					heads.Add(1)
-				}
-			}()
+	ln := rawMember(t, func(c net.Conn, rd *hreader) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := rd.readHead(maxHeadBytes); err == nil {
+			heads.Add(1)
 		}
-	}()
+	})
 	cfg := testConfig(t, slow.member(), "hangup=http://"+ln.Addr().String(), n2.member())
 	cfg.ResponseHeaderTimeout = 200 * time.Millisecond // under coarseTimeoutMin: a read deadline
 	tb := startBalancer(t, cfg)

@@ -48,24 +48,11 @@ func (m *Membership) ReportRefused(name, replAddr string) bool {
 		m.mu.Unlock()
 		return false
 	}
-	delete(m.members, name)
 	if m.gone == nil {
 		m.gone = map[string]goneEntry{}
 	}
 	m.gone[name] = goneEntry{member: prev.Member, at: time.Now()}
-	kind := EventDead
-	if prev.departing {
-		kind = EventLeave
-	}
-	m.enqueueLocked(Event{Kind: kind, Member: prev.Member})
-	m.mu.Unlock()
-	if kind == EventLeave {
-		m.log.Info("member left", append(memberAttrs(prev.Member), slog.String("evidence", "replication connection refused"))...)
-	} else {
-		// The same message as memberlist's declarations: operators and
-		// scripts look for one line; the attribute says how it was known.
-		m.log.Warn("member declared dead", append(memberAttrs(prev.Member), slog.String("evidence", "replication connection refused"))...)
-	}
+	m.dropLocked(name, prev, slog.String("evidence", "replication connection refused"))
 	m.scheduleRecheck()
 	return true
 }

@@ -144,17 +144,27 @@ func (h *hooks) NotifyLeave(n *memberlist.Node) {
 		}
 		return // never accepted (bad metadata), or reported already (ReportRefused)
 	}
-	delete(m.members, n.Name)
+	m.dropLocked(n.Name, prev)
+}
+
+// dropLocked removes the member name (prev, its entry) and queues its
+// event: Leave if it announced its departure, Dead otherwise; then it
+// unlocks m.mu and logs the event, with attrs added (how it was known).
+func (m *Membership) dropLocked(name string, prev memberEntry, attrs ...any) {
+	delete(m.members, name)
 	kind := EventDead
 	if prev.departing {
 		kind = EventLeave
 	}
 	m.enqueueLocked(Event{Kind: kind, Member: prev.Member})
 	m.mu.Unlock()
+	attrs = append(memberAttrs(prev.Member), attrs...)
 	if kind == EventLeave {
-		m.log.Info("member left", memberAttrs(prev.Member)...)
+		m.log.Info("member left", attrs...)
 	} else {
-		m.log.Warn("member declared dead", memberAttrs(prev.Member)...)
+		// One message however the death was known: operators and
+		// scripts look for one line; an attribute says how.
+		m.log.Warn("member declared dead", attrs...)
 	}
 }
 
