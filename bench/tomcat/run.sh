@@ -11,7 +11,13 @@
 #   TOMCAT_HARNESS=DIR bench/tomcat/run.sh   DIR: a writable copy of the shared
 #                                             tomcat-cluster harness, after its setup.sh
 #   bench/tomcat/run.sh                      shoal's side only
-# Environment: NODE_GOMAXPROCS and BAL_GOMAXPROCS (the nodes' and the
+# Environment: NODE_CPU (cores, e.g. 0.25: each node, shoal's and Tomcat's,
+# runs in a CPU cgroup of its own with that quota, as if each were a machine
+# of that size; this is how "a third node adds throughput" can be measured
+# on a machine whose two cores are shared by everything: needs root and the
+# cgroup cpu controller, v1 or v2; with TOMCAT_HARNESS, Tomcat is measured
+# with the same caps over 2 and 3 nodes instead of the harness's throughput
+# section), NODE_GOMAXPROCS and BAL_GOMAXPROCS (the nodes' and the
 # balancer's GOMAXPROCS; unset: the Go default, every core), WRK_ARGS
 # (default "-t2 -c32 -d15s"), BENCH_LOCK (a lock file
 # that other benchmark harnesses on this machine also take, held during each
@@ -38,7 +44,35 @@ stop_all() {
     done
     PIDS=()
 }
-trap stop_all EXIT
+# CPU caps (NODE_CPU): cg_make NAME sets CG to a new cgroup limited to
+# NODE_CPU cores (in periods of 10 ms, so that a throttled node stalls
+# for at most a few ms); capped CG CMD... runs CMD in it.
+CG_DIRS=()
+CG_BASE=/sys/fs/cgroup
+cg_make() {
+    local d period=10000 quota
+    quota=$(awk -v c="$NODE_CPU" -v p=$period 'BEGIN { printf "%d", c * p }')
+    if [ -f "$CG_BASE/cgroup.controllers" ]; then
+        grep -qw cpu "$CG_BASE/cgroup.subtree_control" || echo +cpu > "$CG_BASE/cgroup.subtree_control"
+        d="$CG_BASE/$1"; mkdir -p "$d"; echo "$quota $period" > "$d/cpu.max"
+    elif [ -d "$CG_BASE/cpu" ]; then
+        d="$CG_BASE/cpu/$1"; mkdir -p "$d"
+        echo $period > "$d/cpu.cfs_period_us"; echo "$quota" > "$d/cpu.cfs_quota_us"
+    else
+        log "NODE_CPU: no cgroup cpu controller here"; exit 2
+    fi
+    CG_DIRS+=("$d"); CG=$d
+}
+capped() { # only as `capped ... &` (it execs, so that $! is CMD's PID)
+    local d=$1; shift
+    exec sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$d" "$@"
+}
+cg_remove() {
+    local d
+    for d in "${CG_DIRS[@]}"; do rmdir "$d" 2>/dev/null || true; done
+    CG_DIRS=()
+}
+trap 'stop_all; cg_remove' EXIT
 
 locked() { if [ -n "${BENCH_LOCK:-}" ]; then flock -o "$BENCH_LOCK" "$@"; else "$@"; fi; }
 
@@ -72,7 +106,12 @@ start_nodes() {
             args+=(--cluster-listen "127.0.0.1:$(gossip_port "$i")" --cluster-key-file "$OUT/cluster.key" --replication "$repl")
             [ "$i" -gt 1 ] && args+=(--join "127.0.0.1:$(gossip_port 1)")
         fi
-        GOMAXPROCS=${NODE_GOMAXPROCS:-} "$OUT/shoal" "${args[@]}" 2>>"$OUT/node$i.log" &
+        if [ -n "${NODE_CPU:-}" ]; then
+            cg_make "shoal-bench-n$i"
+            GOMAXPROCS=${NODE_GOMAXPROCS:-} capped "$CG" "$OUT/shoal" "${args[@]}" 2>>"$OUT/node$i.log" &
+        else
+            GOMAXPROCS=${NODE_GOMAXPROCS:-} "$OUT/shoal" "${args[@]}" 2>>"$OUT/node$i.log" &
+        fi
         PIDS+=($!)
         wait_ready "http://127.0.0.1:$(http_port "$i")/healthz/ready"
     done
@@ -216,7 +255,7 @@ kill_under_load() {
     fig "shoal $name: n1 killed under load; declared dead after $detect(false declarations of a live member before the kill: $false) | $(sed -n 's/^WRK-SUMMARY //p' "$f") | $(sed -n 's/^WRK-LUA //p' "$f")"
 }
 
-fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions, nodes' GOMAXPROCS ${NODE_GOMAXPROCS:-default}, balancer's ${BAL_GOMAXPROCS:-default} ($(date -u +%FT%TZ))"
+fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions, nodes' GOMAXPROCS ${NODE_GOMAXPROCS:-default}, CPU cap ${NODE_CPU:-none}, balancer's ${BAL_GOMAXPROCS:-default} ($(date -u +%FT%TZ))"
 for c in $CASES; do
     log "case $c"
     case $c in
@@ -234,9 +273,53 @@ for c in $CASES; do
     *) log "unknown case $c"; exit 2 ;;
     esac
     stop_all
+    cg_remove
 done
 
-if [ -n "${TOMCAT_HARNESS:-}" ]; then
+# tomcat_capped: with NODE_CPU, the Tomcat harness's cluster (its lib.sh:
+# the seed's config, DeltaManager, async channelSendOptions=8, each JVM in
+# a CPU cgroup of its own with the same cap as shoal's nodes) behind its
+# Apache, sticky and round robin, over 2 then 3 nodes; measured as
+# measure.sh does (its wrk script, 256 logins), after a 15 s warm-up (the
+# JIT of a capped JVM warms up slowly). Runs in a subshell: lib.sh's
+# functions (stop_all, http_port...) do not replace ours.
+tomcat_capped() (
+    # shellcheck source=/dev/null
+    source "$TOMCAT_HARNESS/lib.sh"
+    trap 'stop_all; net_down; cg_remove' EXIT
+    net_up
+    local n i mode name f np ap n0 a0 n1 a1 s req a="http://127.0.0.1:$APACHE_PORT"
+    for n in 2 3; do
+        for i in $(seq "$n"); do
+            make_node "$i" on 8 true
+            cg_make "shoal-bench-tomcat$i"
+            (echo "$BASHPID" > "$CG/cgroup.procs" && start_node "$i")
+            wait_200 "http://127.0.0.1:$(http_port "$i")/counter" 300 > /dev/null || { log "tomcat$i did not start"; exit 1; }
+        done
+        wait_members "$n" 120 || exit 1
+        for mode in sticky rr; do
+            name="tomcat-$mode-${n}nodes"; f="$OUT/wrk-$name.txt"
+            make_apache "$mode" $(seq "$n"); start_apache || exit 1
+            tool cookies "$a" 256 > "$OUT/cookies-$name.txt"
+            COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 wrk -t2 -c32 -d15s -s "$HERE/tools/counter.lua" "$a" > /dev/null 2>&1
+            np=""; for i in $(seq "$n"); do np+="$(node_pid "$i") "; done
+            ap=$(apache_pids)
+            n0=$(ticks $np); a0=$(ticks $ap)
+            COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 locked wrk $WRK_ARGS --latency -s "$HERE/tools/counter.lua" "$a" > "$f" 2>&1
+            n1=$(ticks $np); a1=$(ticks $ap)
+            s=$(sed -n 's/^WRK-SUMMARY //p' "$f"); req=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<< "$s")
+            fig "$name (each JVM capped at $NODE_CPU cores): $s | $(sed -n 's/^WRK-LUA //p' "$f") | Tomcat CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, Apache=$(( (a1 - a0) * 10000 / ${req:-1} )) us"
+            stop_apache
+        done
+        stop_all; cg_remove
+    done
+)
+
+if [ -n "${TOMCAT_HARNESS:-}" ] && [ -n "${NODE_CPU:-}" ]; then
+    log "Tomcat side, capped at $NODE_CPU cores a node"
+    fig "## Apache + Tomcat 10, each JVM capped at $NODE_CPU cores, same run"
+    tomcat_capped
+elif [ -n "${TOMCAT_HARNESS:-}" ]; then
     log "Tomcat side: $TOMCAT_HARNESS/measure.sh throughput"
     fig "## Apache + Tomcat 10 (the harness's throughput section), same run"
     WRK_ARGS="$WRK_ARGS" "$TOMCAT_HARNESS/measure.sh" throughput 2>>"$OUT/tomcat.log" | grep -E '^(throughput|cpu) ' | tee -a "$FIG"
