@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
@@ -402,6 +403,18 @@ func TestPresetsAreFresh(t *testing.T) {
 	}
 	if l := DefaultLocalConfig(); l.BindAddr != "127.0.0.1" || l.BindPort != 0 || l.ProbeInterval != b.ProbeInterval {
 		t.Errorf("DefaultLocalConfig = %+v", l)
+	}
+}
+
+// Gossip goes uncompressed: memberlist's LZW allocates a 64 KiB table per
+// message. Measured with three idle `shoal node`s, from their
+// go_memstats_alloc_bytes_total over 20 s: 2.9 MB/s allocated per node
+// with it, 1.4 MB/s without.
+func TestGossipIsNotCompressed(t *testing.T) {
+	c := DefaultLocalConfig()
+	c.Name = "n1"
+	if mc := c.memberlistConfig(&hooks{}, newLogBridge(slog.New(slog.DiscardHandler))); mc.EnableCompression {
+		t.Error("memberlist compresses gossip")
 	}
 }
 
