@@ -21,15 +21,8 @@ DUR=${DUR:-5}
 mkdir -p "$OUT"
 (cd "$ROOT" && go build -o "$OUT/shoal" ./cmd/shoal)
 
-PIDS=()
-stop_all() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-}
+# shellcheck source=../procs.sh
+source "$HERE/../procs.sh"
 trap stop_all EXIT
 up() { # PORT: wait until it answers
     for _ in $(seq 100); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$1/" && return 0; sleep 0.1; done

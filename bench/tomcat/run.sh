@@ -34,16 +34,8 @@ FIG="$OUT/figures-$(date +%Y%m%d-%H%M%S).txt"
 fig() { printf '%s\n' "$*" | tee -a "$FIG"; }
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-PIDS=()
-stop_all() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    PIDS=()
-}
+# shellcheck source=../procs.sh
+source "$HERE/../procs.sh"
 # CPU caps (NODE_CPU): cg_make NAME sets CG to a new cgroup limited to
 # NODE_CPU cores (in periods of 10 ms, so that a throttled node stalls
 # for at most a few ms); capped CG CMD... runs CMD in it.
