@@ -285,10 +285,10 @@ func (c *Config) memberlistConfig(h *hooks, w *logBridge) *memberlist.Config {
 	mc.DeadNodeReclaimTime = c.DeadNodeReclaimTime
 	mc.TCPTimeout = c.TCPTimeout
 	// No LZW: memberlist would compress every message, and each
-	// compression allocates a 64 KiB table (each decompression ~20 KiB)
-	// for packets of a few hundred bytes at most on a LAN (a ping, an ack,
-	// a few members' states). Messages from a peer that compresses are
-	// still read.
+	// compression allocates a 64 KiB table (each decompression ~20 KiB),
+	// for UDP packets of at most 1,400 bytes (a ping, an ack, a few
+	// members' states) and state syncs that a LAN carries in no time.
+	// Messages from a peer that compresses are still read.
 	mc.EnableCompression = false
 
 	mc.Delegate = h
