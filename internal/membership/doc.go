@@ -11,6 +11,14 @@
 // Consul, Nomad and Serf have run for a decade. The cost is that some of
 // what it knows reaches us only as log text; see logbridge.go.
 //
+// Two parts of memberlist are replaced or turned off, for the memory they
+// cost at the probe and gossip rates tuned here: its network transport,
+// which allocates a 64 KiB buffer for every UDP packet received
+// (transport.go reads them into one buffer and hands on copies of their
+// size), and its LZW compression, which allocates a 64 KiB table for
+// every message sent. Three idle nodes each allocated 2.9 MB/s with both,
+// 0.17 MB/s without.
+//
 // # Promises
 //
 //   - Every member gossips its Member (route, role, state, addresses) in

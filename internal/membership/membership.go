@@ -84,8 +84,19 @@ func New(cfg *Config) (*Membership, error) {
 		warnedPeers: make(map[string]struct{}),
 	}
 	m.bridge = newLogBridge(log)
-	ml, err := memberlist.Create(c.memberlistConfig(&hooks{m: m}, m.bridge))
+	mc := c.memberlistConfig(&hooks{m: m}, m.bridge)
+	tr, err := newTransport(c.BindAddr, c.BindPort, mc.Logger)
 	if err != nil {
+		return nil, fmt.Errorf("membership: start gossip on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
+	}
+	mc.Transport = tr
+	mc.BindPort = tr.port() // memberlist does this itself only for its own transport
+	if c.AdvertisePort == 0 {
+		mc.AdvertisePort = tr.port()
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		tr.Shutdown()
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
 	}
 	m.ml = ml
