@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"log"
 	"net"
-	"strings"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-sockaddr"
@@ -59,25 +60,23 @@ func newTransport(addr string, port int, logger *log.Logger) (*transport, error)
 			go t.readLoop()
 			return t, nil
 		}
-		if !errors.Is(err, errAddrInUse) {
+		if !errors.Is(err, syscall.EADDRINUSE) {
 			break
 		}
 	}
 	return nil, err
 }
 
-var errAddrInUse = errors.New("address already in use")
-
 func bindTransport(ip net.IP, port int, logger *log.Logger) (*transport, error) {
 	tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: port})
 	if err != nil {
-		return nil, fmt.Errorf("gossip TCP listener on %s: %w", net.JoinHostPort(ip.String(), fmt.Sprint(port)), inUse(err))
+		return nil, fmt.Errorf("gossip TCP listener on %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
 	}
 	port = tcp.Addr().(*net.TCPAddr).Port
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
 	if err != nil {
 		tcp.Close()
-		return nil, fmt.Errorf("gossip UDP socket on %s: %w", net.JoinHostPort(ip.String(), fmt.Sprint(port)), inUse(err))
+		return nil, fmt.Errorf("gossip UDP socket on %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
 	}
 	// A large receive buffer, so that a burst of gossip is not dropped
 	// while the reader is busy; as large as the system allows, down to
@@ -95,14 +94,6 @@ func bindTransport(ip net.IP, port int, logger *log.Logger) (*transport, error) 
 		done:     make(chan struct{}),
 		logger:   logger,
 	}, nil
-}
-
-// inUse marks err as errAddrInUse (as well as itself) when it says so.
-func inUse(err error) error {
-	if strings.Contains(err.Error(), "address already in use") {
-		return fmt.Errorf("%w: %w", errAddrInUse, err)
-	}
-	return err
 }
 
 // port is the bound port (the same for TCP and UDP).
