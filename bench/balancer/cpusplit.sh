@@ -11,6 +11,9 @@
 # Usage (loopback only; LBPEERS is a writable copy of the shared lb-peers
 # harness after its run.sh has built out/bin/backend):
 #   LBPEERS=DIR bench/balancer/cpusplit.sh      REPS (default 5), DUR (s, default 5)
+# To compare two builds in the same rounds, SHOAL_B names a second shoal
+# binary (measured as "shoal-b"); SHOAL_ENV and SHOAL_B_ENV give each an
+# environment (such as GOMAXPROCS=2).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -36,10 +39,19 @@ out/bin/backend -addr 127.0.0.1:19002 -route node2 > /dev/null 2>&1 & B2=$!
 PIDS+=("$B1" "$B2")
 haproxy -db -f conf/haproxy.cfg > /dev/null 2>&1 & HA=$!
 nginx -p "$LBPEERS/" -c conf/nginx.conf -e out/logs/nginx-error.log > /dev/null 2>&1 & NG=$!
-"$OUT/shoal" balancer --listen 127.0.0.1:19060 --member node1=http://127.0.0.1:19001 \
-    --member node2=http://127.0.0.1:19002 --health-path /health --health-interval 1s --log-level warn & SB=$!
+MEMBERS=(--member node1=http://127.0.0.1:19001 --member node2=http://127.0.0.1:19002
+    --health-path /health --health-interval 1s --log-level warn)
+# shellcheck disable=SC2086 # the environments are lists of NAME=VALUE words
+env ${SHOAL_ENV:-} "$OUT/shoal" balancer --listen 127.0.0.1:19060 "${MEMBERS[@]}" & SB=$!
 PIDS+=("$HA" "$NG" "$SB")
-for p in 19001 19002 19020 19030 19060; do up "$p"; done
+TARGETS=(haproxy nginx shoal)
+PORTS=(19001 19002 19020 19030 19060)
+if [ -n "${SHOAL_B:-}" ]; then
+    # shellcheck disable=SC2086
+    env ${SHOAL_B_ENV:-} "$SHOAL_B" balancer --listen 127.0.0.1:19062 "${MEMBERS[@]}" & SB2=$!
+    PIDS+=("$SB2"); TARGETS+=(shoal-b); PORTS+=(19062)
+fi
+for p in "${PORTS[@]}"; do up "$p"; done
 
 ticks() { local s=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
 busy() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
@@ -59,10 +71,11 @@ for _ in $(seq "$REPS"); do
     run haproxy 19020 "$HA" | tee -a "$OUT/cpusplit.tsv"
     run nginx 19030 "$NG" $(ps -o pid= --ppid "$NG") | tee -a "$OUT/cpusplit.tsv"
     run shoal 19060 "$SB" | tee -a "$OUT/cpusplit.tsv"
+    if [ -n "${SHOAL_B:-}" ]; then run shoal-b 19062 "$SB2" | tee -a "$OUT/cpusplit.tsv"; fi
 done
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 echo "medians of $REPS rounds ($cpus CPUs):"
-for n in haproxy nginx shoal; do
+for n in "${TARGETS[@]}"; do
     line=$n
     for i in 2 3 4 5 6 7; do line+=$'\t'$(awk -F'\t' -v n="$n" -v i="$i" '$1 == n { print $i }' "$OUT/cpusplit.tsv" | median); done
     echo "$line"

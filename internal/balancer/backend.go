@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shoal-go/shoal/internal/sysconn"
 )
 
 // Limits of the fast path's connections to one member.
@@ -302,7 +304,7 @@ func (bc *backendConn) exchangeStep(fd uintptr) bool {
 	if !bc.sent {
 		b := bc.stage.buf
 		for len(b) > 0 {
-			n, err := syscall.Write(int(fd), b)
+			n, err := sysconn.Write(int(fd), b)
 			switch {
 			case err == syscall.EINTR:
 				continue
@@ -331,7 +333,7 @@ func (bc *backendConn) exchangeStep(fd uintptr) bool {
 		return true // no room (cannot happen for a response's first bytes): readHead reads on
 	}
 	for {
-		n, err := syscall.Read(int(fd), h.buf[h.w:])
+		n, err := sysconn.Read(int(fd), h.buf[h.w:])
 		switch {
 		case err == syscall.EINTR:
 			continue

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/shoal-go/shoal/internal/sysconn"
 )
 
 // States of a client connection, for Shutdown.
@@ -70,6 +72,39 @@ type clientConn struct {
 	// blindSet says the read deadline is rawWait's bound on a wait that
 	// skipped its read (see serveRaw).
 	blindSet bool
+	// fd is the socket's descriptor while rawStep runs (the Read that
+	// called it keeps it open), -1 otherwise: responses are written to
+	// it directly then (clientOut).
+	fd  int
+	out clientOut
+}
+
+// clientOut is what a client connection's responses are written to: its
+// socket, with one write(2) and no more when it takes everything, as it
+// does for a response that fits the socket's buffer; the connection's
+// Write otherwise, which waits for room.
+type clientOut struct{ cc *clientConn }
+
+func (o *clientOut) Write(p []byte) (int, error) {
+	cc := o.cc
+	if cc.fd < 0 {
+		return cc.c.Write(p)
+	}
+	done := 0
+	for done < len(p) {
+		n, err := sysconn.Write(cc.fd, p[done:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			m, err := cc.c.Write(p[done:])
+			return done + m, err
+		case err != nil:
+			return done, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", err)}
+		}
+		done += n
+	}
+	return done, nil
 }
 
 // run serves the connection until it closes, or hands it to net/http.
@@ -107,6 +142,7 @@ func (cc *clientConn) run(tlsCfg *tls.Config) {
 		}
 	}
 	cc.rd = hreader{c: cc.c}
+	cc.fd, cc.out.cc = -1, cc
 	cc.getBuf()
 	cc.rd.slowHead = func() {
 		cc.c.SetReadDeadline(time.Now().Add(cc.f.headTimeout))
@@ -246,6 +282,7 @@ func (cc *clientConn) serveRaw() bool {
 	for {
 		cc.waiting, cc.drained, cc.rawDone, cc.rawErr = false, false, false, nil
 		err := cc.raw.Read(cc.step)
+		cc.fd = -1
 		if err != nil && cc.blindSet && errors.Is(err, os.ErrDeadlineExceeded) {
 			// A wait without a read lasted blindWaitLimit: look again,
 			// reading first (a new Read does).
@@ -286,6 +323,7 @@ const (
 // rawStep is serveRaw's callback: it serves what is buffered, reads, and
 // asks to wait when there is nothing to read (returning false).
 func (cc *clientConn) rawStep(fd uintptr) bool {
+	cc.fd = int(fd)
 	if cc.waiting {
 		cc.waiting, cc.drained = false, false // woken by the poller
 	}
@@ -315,7 +353,7 @@ func (cc *clientConn) rawStep(fd uintptr) bool {
 			h.r = 0
 		}
 		room := len(h.buf) - h.w
-		n, err := syscall.Read(int(fd), h.buf[h.w:])
+		n, err := sysconn.Read(int(fd), h.buf[h.w:])
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -1032,7 +1070,7 @@ func (cc *clientConn) writeEarlyHints() error {
 // it back.
 func (cc *clientConn) clientWriter() *bufio.Writer {
 	w := writerPool.Get().(*bufio.Writer)
-	w.Reset(cc.c)
+	w.Reset(&cc.out)
 	return w
 }
 

@@ -476,6 +476,52 @@ func TestFastPathLargeBodies(t *testing.T) {
 	}
 }
 
+// TestFastPathSlowReader gets large responses through a client that
+// does not read at first, then reads slowly: the balancer writes a
+// response to the socket directly (clientOut) until the socket is full,
+// then the rest through the connection, which waits for room. A byte
+// lost or sent twice where the one hands over to the other changes the
+// digest; the next request on the same connection must still work.
+func TestFastPathSlowReader(t *testing.T) {
+	const size = 8 << 20
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i * 7 / 3)
+	}
+	sum := sha256.Sum256(payload)
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		w.Write(payload)
+	})
+	tb := startBalancer(t, testConfig(t, "n1="+be.srv.URL))
+	c, br := dialFront(t, tb, 20*time.Second)
+	buf := make([]byte, 16<<10)
+	for i := range 3 {
+		fmt.Fprintf(c, "GET /big%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		time.Sleep(200 * time.Millisecond) // the socket's buffers fill up
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		h := sha256.New()
+		var n int64
+		for {
+			k, err := res.Body.Read(buf)
+			h.Write(buf[:k])
+			n += int64(k)
+			if err != nil {
+				break
+			}
+			if n < 256<<10 {
+				time.Sleep(time.Millisecond) // slowly at first
+			}
+		}
+		if n != size || !bytes.Equal(h.Sum(nil), sum[:]) {
+			t.Fatalf("response %d: %d bytes of %d, same digest: %v", i, n, size, bytes.Equal(h.Sum(nil), sum[:]))
+		}
+	}
+}
+
 func TestFastPathFailover(t *testing.T) {
 	t.Run("refused, then the next member", func(t *testing.T) {
 		n2 := newBackend(t, "n2")

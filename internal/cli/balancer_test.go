@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,9 +157,9 @@ func startBalancerOut(t *testing.T, stdout io.Writer, args ...string) (addr stri
 	}
 	t.Cleanup(func() { stop() })
 	line := waitForLine(t, stderr, "balancer listening", done, 10*time.Second)
-	m := regexp.MustCompile(`msg="balancer listening" addr=(\S+) url=https?://(\S+)/ method=byrequests sticky=JSESSIONID\|jsessionid$`).FindStringSubmatch(line)
+	m := regexp.MustCompile(`msg="balancer listening" addr=(\S+) url=https?://(\S+)/ method=byrequests sticky=JSESSIONID\|jsessionid procs=\d+$`).FindStringSubmatch(line)
 	if m == nil || m[1] != m[2] {
-		t.Fatalf("listening line %q: want addr=ADDR url=http(s)://ADDR/ method=byrequests sticky=JSESSIONID|jsessionid", line)
+		t.Fatalf("listening line %q: want addr=ADDR url=http(s)://ADDR/ method=byrequests sticky=JSESSIONID|jsessionid procs=N", line)
 	}
 	return m[1], stop, stderr
 }
@@ -421,5 +422,23 @@ func TestBalancerAdminListenFails(t *testing.T) {
 		"--admin-listen", ln.Addr().String()}, io.Discard, io.Discard)
 	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "manager") {
 		t.Errorf("Run with the manager's address taken = %v, want EADDRINUSE naming the manager", err)
+	}
+}
+
+// TestBalancerProcs: `shoal balancer` runs with twice Go's default
+// processors, whatever it ran with before (the command may run more than
+// once in a process), unless GOMAXPROCS was set by the user.
+func TestBalancerProcs(t *testing.T) {
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.SetDefaultGOMAXPROCS() })
+	for range 2 {
+		if got := balancerProcs(""); got != 2*def || runtime.GOMAXPROCS(0) != 2*def {
+			t.Fatalf("balancerProcs: %d, GOMAXPROCS %d; want %d (twice the default)", got, runtime.GOMAXPROCS(0), 2*def)
+		}
+	}
+	runtime.GOMAXPROCS(3)
+	if got := balancerProcs("3"); got != 3 || runtime.GOMAXPROCS(0) != 3 {
+		t.Errorf("with GOMAXPROCS=3 set: %d, GOMAXPROCS %d; want 3 left alone", got, runtime.GOMAXPROCS(0))
 	}
 }

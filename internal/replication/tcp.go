@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/internal/replication/wire"
+	"github.com/shoal-go/shoal/internal/sysconn"
 )
 
 // TCPConfig configures a TCPTransport.
@@ -53,7 +54,10 @@ type TCPConfig struct {
 // TCPTransport is the Transport between nodes: one pipelined connection
 // from each node to each peer it sends to, carrying wire frames; replies
 // come back on the same connection, matched by request id. Requests to a
-// peer are written in the order of Send; a burst shares one write.
+// peer are written in the order of Send; a burst shares one write. The
+// sockets are read and written through internal/sysconn, without the
+// runtime's system call bookkeeping, which costs most where system calls
+// are slow.
 type TCPTransport struct {
 	cfg  TCPConfig
 	log  *slog.Logger
@@ -274,7 +278,7 @@ func (t *TCPTransport) serveConn(raw net.Conn) {
 		delete(t.inbound, raw)
 		t.mu.Unlock()
 	}()
-	counted := &countingConn{Conn: raw}
+	counted := &countingConn{Conn: sysconn.Wrap(raw)}
 	c, r, hello, err := t.handshake(counted, false)
 	if err != nil {
 		reason := "handshake failed"
@@ -478,7 +482,7 @@ func (p *peer) dial(addr string) {
 	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
 	raw, err := d.Dial("tcp", addr)
 	if err == nil {
-		cc := &countingConn{Conn: raw}
+		cc := &countingConn{Conn: sysconn.Wrap(raw)}
 		cc.attach(p.ctr)
 		raw = cc
 	}
