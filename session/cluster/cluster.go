@@ -130,6 +130,9 @@ type Store struct {
 	node *replication.Node
 	tr   *replication.TCPTransport
 	mem  *membership.Membership
+	// admitMem is mem, published for isMember: the transport serves
+	// peers (their Pulls) before New has made mem.
+	admitMem atomic.Pointer[membership.Membership]
 
 	addrsMu sync.RWMutex      // protects addrs
 	addrs   map[string]string // member name → replication address
@@ -247,6 +250,7 @@ func New(cfg *Config) (*Store, error) {
 		s.node.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	s.admitMem.Store(s.mem)
 	if len(c.Join) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := s.mem.Join(ctx, c.Join)
@@ -425,7 +429,11 @@ func (s *Store) refresh() {
 
 // isMember reports whether name is a live member in this node's view.
 func (s *Store) isMember(name string) bool {
-	for _, m := range s.mem.Members() {
+	mem := s.admitMem.Load()
+	if mem == nil {
+		return false // not started yet: no member in view (the peer asks again)
+	}
+	for _, m := range mem.Members() {
 		if m.Name == name {
 			return true
 		}
