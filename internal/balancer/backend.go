@@ -306,8 +306,6 @@ func (bc *backendConn) exchangeStep(fd uintptr) bool {
 		for len(b) > 0 {
 			n, err := sysconn.Write(int(fd), b)
 			switch {
-			case err == syscall.EINTR:
-				continue
 			case err == syscall.EAGAIN:
 				// The rest goes through the connection (which waits for
 				// room), and the answer is read the ordinary way.
@@ -332,22 +330,18 @@ func (bc *backendConn) exchangeStep(fd uintptr) bool {
 	if h.w == len(h.buf) {
 		return true // no room (cannot happen for a response's first bytes): readHead reads on
 	}
-	for {
-		n, err := sysconn.Read(int(fd), h.buf[h.w:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return false
-		case err != nil:
-			bc.xErr = os.NewSyscallError("read", err)
-		case n == 0:
-			bc.xErr = io.EOF
-		default:
-			h.w += n
-		}
-		return true
+	n, err := sysconn.Read(int(fd), h.buf[h.w:])
+	switch {
+	case err == syscall.EAGAIN:
+		return false
+	case err != nil:
+		bc.xErr = os.NewSyscallError("read", err)
+	case n == 0:
+		bc.xErr = io.EOF
+	default:
+		h.w += n
 	}
+	return true
 }
 
 // put returns a connection that finished a request cleanly (its response

@@ -94,8 +94,6 @@ func (o *clientOut) Write(p []byte) (int, error) {
 	for done < len(p) {
 		n, err := sysconn.Write(cc.fd, p[done:])
 		switch {
-		case err == syscall.EINTR:
-			continue
 		case err == syscall.EAGAIN:
 			m, err := cc.c.Write(p[done:])
 			return done + m, err
@@ -355,8 +353,6 @@ func (cc *clientConn) rawStep(fd uintptr) bool {
 		room := len(h.buf) - h.w
 		n, err := sysconn.Read(int(fd), h.buf[h.w:])
 		switch {
-		case err == syscall.EINTR:
-			continue
 		case err == syscall.EAGAIN:
 			return cc.rawWait(false)
 		case err != nil:

@@ -30,7 +30,8 @@ import (
 )
 
 // Read is read(2) on fd, which must be a non-blocking socket kept open
-// by the caller (inside a syscall.RawConn callback).
+// by the caller (inside a syscall.RawConn callback). A call interrupted
+// by a signal (EINTR) is made again; an empty socket is EAGAIN.
 func Read(fd int, p []byte) (int, error) { return rawIO(syscall.SYS_READ, fd, p) }
 
 // Write is write(2) on fd, on the same terms as Read.
@@ -40,11 +41,16 @@ func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
+	for {
+		n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		}
 		return 0, e
 	}
-	return int(n), nil
 }
 
 // Conn is a TCP connection whose Read and Write use Read and Write above
@@ -111,21 +117,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 func (c *Conn) readStep(fd uintptr) bool {
-	for {
-		n, err := Read(int(fd), c.r.p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return false
-		case err != nil:
-			c.r.err = c.opError("read", err)
-		case n == 0:
-			c.r.err = io.EOF
-		}
-		c.r.n = n
-		return true
+	n, err := Read(int(fd), c.r.p)
+	switch {
+	case err == syscall.EAGAIN:
+		return false
+	case err != nil:
+		c.r.err = c.opError("read", err)
+	case n == 0:
+		c.r.err = io.EOF
 	}
+	c.r.n = n
+	return true
 }
 
 // Write writes all of p, waiting for room as often as it takes, unless
@@ -136,8 +138,6 @@ func (c *Conn) writeStep(fd uintptr) bool {
 	for c.w.n < len(c.w.p) {
 		n, err := Write(int(fd), c.w.p[c.w.n:])
 		switch {
-		case err == syscall.EINTR:
-			continue
 		case err == syscall.EAGAIN:
 			return false
 		case err != nil:
