@@ -17,7 +17,10 @@
 # on a machine whose two cores are shared by everything: needs root and the
 # cgroup cpu controller, v1 or v2; with TOMCAT_HARNESS, Tomcat is measured
 # with the same caps over 2 and 3 nodes instead of the harness's throughput
-# section), NODE_GOMAXPROCS and BAL_GOMAXPROCS (the nodes' and the
+# section), ROUNDS (with TOMCAT_HARNESS: that many paired rounds, shoal's
+# CASES and then Tomcat's matching sticky/rr cases over 2 and 3 nodes,
+# uncapped unless NODE_CPU is set; ends with each round's ratios and their
+# medians), NODE_GOMAXPROCS and BAL_GOMAXPROCS (the nodes' and the
 # balancer's GOMAXPROCS; unset: the Go default, every core), WRK_ARGS
 # (default "-t2 -c32 -d15s"), BENCH_LOCK (a lock file
 # that other benchmark harnesses on this machine also take, held during each
@@ -30,7 +33,8 @@ WRK_ARGS=${WRK_ARGS:--t2 -c32 -d15s}
 CASES=${CASES:-direct-1node balancer-1node sticky-2nodes sticky-2nodes-paced sticky-2nodes-async rr-2nodes rr-3nodes sticky-3nodes apache-ajp-1node apache-ajp-sticky-2nodes kill-under-load}
 mkdir -p "$OUT"
 FIG="$OUT/figures-$(date +%Y%m%d-%H%M%S).txt"
-: > "$FIG"
+PAIRS="${FIG%.txt}.pairs"
+: > "$FIG"; : > "$PAIRS"
 fig() { printf '%s\n' "$*" | tee -a "$FIG"; }
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -168,6 +172,20 @@ ticks() { # PIDS...: utime+stime in clock ticks
     echo $s
 }
 
+# sysstats PIDS...: read and write system calls (EAGAIN included) and
+# context switches (voluntary and not, every thread), summed over PIDS:
+# "reads writes switches".
+sysstats() {
+    local p r=0 w=0 c=0
+    for p in "$@"; do
+        [ -r "/proc/$p/io" ] || continue
+        r=$((r + $(awk '/^syscr/ {print $2}' "/proc/$p/io")))
+        w=$((w + $(awk '/^syscw/ {print $2}' "/proc/$p/io")))
+        c=$((c + $(cat "/proc/$p"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}')))
+    done
+    echo "$r $w $c"
+}
+
 # lag_buckets NODE_COUNT: every node's shoal_replication_lag_seconds
 # buckets (the round trip from sending a change to a backup until it
 # acknowledged applying it), summed over nodes and peers: "le count" lines.
@@ -203,18 +221,25 @@ measure() { # NAME URL NODE_PIDS BALANCER_PID
     local name=$1 url=$2 np=$3 bp=${4:-} f="$OUT/wrk-$1.txt"
     cookies "$url" 256 > "$OUT/cookies-$name.txt"
     COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 wrk -t2 -c32 -d5s -s "$HERE/counter.lua" "$url" > /dev/null 2>&1
-    local n0 b0 n1 b1 nodes lag0 lag1 lag=""
+    local n0 b0 n1 b1 s0 s1 nodes lag0 lag1 lag=""
     nodes=$(wc -w <<< "$np")
     lag0=$(lag_buckets "$nodes")
-    n0=$(ticks $np); b0=$(ticks $bp)
+    n0=$(ticks $np); b0=$(ticks $bp); s0=$(sysstats $np)
     COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 locked wrk $WRK_ARGS --latency -s "$HERE/counter.lua" "$url" > "$f" 2>&1
-    n1=$(ticks $np); b1=$(ticks $bp)
+    n1=$(ticks $np); b1=$(ticks $bp); s1=$(sysstats $np)
     lag1=$(lag_buckets "$nodes")
     [ -n "$lag1" ] && lag=" | $(lag_figure "$lag0" "$lag1")"
-    local s l req
+    local s l req sys
     s=$(sed -n 's/^WRK-SUMMARY //p' "$f"); l=$(sed -n 's/^WRK-LUA //p' "$f")
     req=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<< "$s")
-    fig "shoal $name: $s | $l | node CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, balancer (or Apache)=$(( (b1 - b0) * 10000 / ${req:-1} )) us$lag"
+    sys=$(awk -v a="$s0" -v b="$s1" -v n="${req:-1}" 'BEGIN { split(a, x); split(b, y); printf "%.2f reads, %.2f writes, %.2f context switches", (y[1] - x[1]) / n, (y[2] - x[2]) / n, (y[3] - x[3]) / n }')
+    fig "shoal $name: $s | $l | node CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, balancer (or Apache)=$(( (b1 - b0) * 10000 / ${req:-1} )) us | nodes' system calls per request: $sys$lag"
+    pair "$name" shoal "$s" $(( (n1 - n0 + b1 - b0) * 10000 / ${req:-1} ))
+}
+
+# pair CASE SYSTEM WRK_SUMMARY CPU_US: one line of ROUNDS's same-run table.
+pair() {
+    echo "${ROUND:-1} $1 $2 $(sed -n 's/.*rps=\([0-9]*\).*/\1/p' <<< "$3") $4" >> "$PAIRS"
 }
 
 # kill_under_load: 3 nodes behind the sticky balancer under the /counter
@@ -247,7 +272,9 @@ kill_under_load() {
     fig "shoal $name: n1 killed under load; declared dead after $detect(false declarations of a live member before the kill: $false) | $(sed -n 's/^WRK-SUMMARY //p' "$f") | $(sed -n 's/^WRK-LUA //p' "$f")"
 }
 
+shoal_cases() {
 fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions, nodes' GOMAXPROCS ${NODE_GOMAXPROCS:-default}, CPU cap ${NODE_CPU:-none}, balancer's ${BAL_GOMAXPROCS:-default} ($(date -u +%FT%TZ))"
+local c
 for c in $CASES; do
     log "case $c"
     case $c in
@@ -267,29 +294,36 @@ for c in $CASES; do
     stop_all
     cg_remove
 done
+}
 
-# tomcat_capped: with NODE_CPU, the Tomcat harness's cluster (its lib.sh:
-# the seed's config, DeltaManager, async channelSendOptions=8, each JVM in
-# a CPU cgroup of its own with the same cap as shoal's nodes) behind its
-# Apache, sticky and round robin, over 2 then 3 nodes; measured as
-# measure.sh does (its wrk script, 256 logins), after a 15 s warm-up (the
-# JIT of a capped JVM warms up slowly). Runs in a subshell: lib.sh's
-# functions (stop_all, http_port...) do not replace ours.
-tomcat_capped() (
+# tomcat_cluster "COUNTS" "MODES": the Tomcat harness's cluster (its
+# lib.sh: the seed's config, DeltaManager, async channelSendOptions=8;
+# with NODE_CPU each JVM in a CPU cgroup of its own with the same cap as
+# shoal's nodes) behind its Apache, in each mode (sticky, rr) over each
+# node count (2, 3); measured as measure.sh does (its wrk script, 256
+# logins), after a 15 s warm-up (the JIT of a capped JVM warms up slowly).
+# Runs in a subshell: lib.sh's functions (stop_all, http_port...) do not
+# replace ours.
+tomcat_cluster() (
     # shellcheck source=/dev/null
     source "$TOMCAT_HARNESS/lib.sh"
     trap 'stop_all; net_down; cg_remove' EXIT
     net_up
-    local n i mode name f np ap n0 a0 n1 a1 s req a="http://127.0.0.1:$APACHE_PORT"
-    for n in 2 3; do
+    local n i mode name f np ap n0 a0 n1 a1 s req a="http://127.0.0.1:$APACHE_PORT" capnote=""
+    [ -n "${NODE_CPU:-}" ] && capnote=" (each JVM capped at $NODE_CPU cores)"
+    for n in $1; do
         for i in $(seq "$n"); do
             make_node "$i" on 8 true
-            cg_make "shoal-bench-tomcat$i"
-            (echo "$BASHPID" > "$CG/cgroup.procs" && start_node "$i")
+            if [ -n "${NODE_CPU:-}" ]; then
+                cg_make "shoal-bench-tomcat$i"
+                (echo "$BASHPID" > "$CG/cgroup.procs" && start_node "$i")
+            else
+                start_node "$i"
+            fi
             wait_200 "http://127.0.0.1:$(http_port "$i")/counter" 300 > /dev/null || { log "tomcat$i did not start"; exit 1; }
         done
         wait_members "$n" 120 || exit 1
-        for mode in sticky rr; do
+        for mode in $2; do
             name="tomcat-$mode-${n}nodes"; f="$OUT/wrk-$name.txt"
             make_apache "$mode" $(seq "$n"); start_apache || exit 1
             tool cookies "$a" 256 > "$OUT/cookies-$name.txt"
@@ -300,17 +334,72 @@ tomcat_capped() (
             COOKIES_FILE="$OUT/cookies-$name.txt" WRK_THREADS=2 locked wrk $WRK_ARGS --latency -s "$HERE/tools/counter.lua" "$a" > "$f" 2>&1
             n1=$(ticks $np); a1=$(ticks $ap)
             s=$(sed -n 's/^WRK-SUMMARY //p' "$f"); req=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<< "$s")
-            fig "$name (each JVM capped at $NODE_CPU cores): $s | $(sed -n 's/^WRK-LUA //p' "$f") | Tomcat CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, Apache=$(( (a1 - a0) * 10000 / ${req:-1} )) us"
+            fig "$name$capnote: $s | $(sed -n 's/^WRK-LUA //p' "$f") | Tomcat CPU per request=$(( (n1 - n0) * 10000 / ${req:-1} )) us, Apache=$(( (a1 - a0) * 10000 / ${req:-1} )) us"
+            pair "$mode-${n}nodes" tomcat "$s" $(( (n1 - n0 + a1 - a0) * 10000 / ${req:-1} ))
             stop_apache
         done
         stop_all; cg_remove
     done
 )
 
+# paired_summary: for each case both systems ran in every round, the
+# per-round ratios (shoal's req/s over Tomcat's, and Tomcat's server CPU
+# per request, front included, over shoal's) and their medians.
+paired_summary() {
+    fig "## same-run ratios, round by round (req/s shoal/Tomcat; server CPU per request Tomcat/shoal, nodes and front)"
+    awk '
+        function isort(a, n,   i, j, v) { for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j > 0 && a[j] > v; j--) a[j + 1] = a[j]; a[j + 1] = v } }
+        $1 > rounds { rounds = $1 }
+        $3 == "shoal" { s[$1 " " $2] = $4; sc[$1 " " $2] = $5; cases[$2] = 1 }
+        $3 == "tomcat" { t[$1 " " $2] = $4; tc[$1 " " $2] = $5 }
+        END {
+            for (c in cases) {
+                n = 0; line = ""
+                for (i = 1; i <= rounds; i++) {
+                    k = i " " c
+                    if (!(k in s) || !(k in t) || t[k] == 0 || sc[k] == 0) continue
+                    r[++n] = s[k] / t[k]; q[n] = tc[k] / sc[k]
+                    line = line sprintf(" round %d: %.2f (%d/%d), CPU %.2f (%d/%d us);", i, r[n], s[k], t[k], q[n], tc[k], sc[k])
+                }
+                if (n == 0) continue
+                isort(r, n); isort(q, n)
+                m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+                mq = (n % 2) ? q[(n + 1) / 2] : (q[n / 2] + q[n / 2 + 1]) / 2
+                printf "%s: median req/s ratio %.2f, median CPU ratio %.2f over %d rounds:%s\n", c, m, mq, n, line
+            }
+        }' "$PAIRS" | sort | while read -r l; do fig "$l"; done
+}
+
+if [ -n "${ROUNDS:-}" ] && [ -n "${TOMCAT_HARNESS:-}" ]; then
+    # Paired rounds: shoal's cases, then Tomcat's matching ones, ROUNDS
+    # times, so that each ratio compares runs minutes apart.
+    counts=""; modes=""
+    for c in $CASES; do
+        case $c in
+        sticky-2nodes|rr-2nodes) counts+=" 2" ;;&
+        sticky-3nodes|rr-3nodes) counts+=" 3" ;;&
+        sticky-*nodes) modes+=" sticky" ;;
+        rr-*nodes) modes+=" rr" ;;
+        esac
+    done
+    counts=$(tr ' ' '\n' <<< "$counts" | sort -u | tr '\n' ' '); modes=$(tr ' ' '\n' <<< "$modes" | sort -u | tr '\n' ' ')
+    [ -n "${counts// /}" ] || { log "ROUNDS: CASES has no sticky-Nnodes or rr-Nnodes case to pair"; exit 2; }
+    for ROUND in $(seq "$ROUNDS"); do
+        log "round $ROUND of $ROUNDS"
+        shoal_cases
+        fig "## Apache + Tomcat 10, round $ROUND (nodes: $counts; modes: $modes)"
+        tomcat_cluster "$counts" "$modes"
+    done
+    paired_summary
+    log "figures in $FIG"
+    exit 0
+fi
+
+shoal_cases
 if [ -n "${TOMCAT_HARNESS:-}" ] && [ -n "${NODE_CPU:-}" ]; then
     log "Tomcat side, capped at $NODE_CPU cores a node"
     fig "## Apache + Tomcat 10, each JVM capped at $NODE_CPU cores, same run"
-    tomcat_capped
+    tomcat_cluster "2 3" "sticky rr"
 elif [ -n "${TOMCAT_HARNESS:-}" ]; then
     log "Tomcat side: $TOMCAT_HARNESS/measure.sh throughput"
     fig "## Apache + Tomcat 10 (the harness's throughput section), same run"
