@@ -207,10 +207,10 @@
 // 22,214 req/s, nginx 29.5 µs and 23,158 in the same run. `shoal
 // balancer` runs with twice the processors Go would choose (cli
 // balancerProcs): on top of the raw calls, 22,751 → 24,103 req/s (nginx
-// 22,299) in the same kind of run. Runs 10-13 of the harness, with both
-// (twelve rounds, medians of the per-round ratios): round robin 1.03 of
-// nginx's throughput and 1.10 of HAProxy's, sticky 1.00 and 1.05; p99
-// below HAProxy's in 20 rounds of 24. Level with nginx, ahead of HAProxy.
+// 22,299) in the same kind of run. Runs 10-14 of the harness, with both
+// (fifteen rounds, medians of the per-round ratios): round robin 1.03 of
+// nginx's throughput and 1.11 of HAProxy's, sticky 0.99 and 1.04; p99
+// below HAProxy's in 23 rounds of 30. Level with nginx, ahead of HAProxy.
 // Killing a member under 2,000 req/s failed no request, added at most
 // 8-31 ms, and the restarted member took requests again within 74-152
 // ms.

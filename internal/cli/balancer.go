@@ -216,7 +216,10 @@ func runBalancer(ctx context.Context, inv *invocation) error {
 // wrk and two backends (bench/balancer/cpusplit.sh, alternating in one
 // run): 4 processors served 6 % more requests per second than 2. The
 // price: Go no longer follows a change of the container's CPU limit at
-// run time (a restart does).
+// run time (a restart does), and a balancer that shares its CPUs with
+// busy application nodes and is not saturated itself spends more CPU per
+// request on idle processors waking and sleeping (35-41 against 42-47 µs
+// with two shoal nodes on the same 2 CPUs; docs/balancer.md says so).
 func balancerProcs(env string) int {
 	if env != "" {
 		return runtime.GOMAXPROCS(0)
