@@ -11,10 +11,10 @@
 // and where system calls are slow (in the VM shoal's benchmarks run in,
 // a 100-byte write to a loopback TCP socket costs about 7 µs) the
 // hand-overs and the wake-ups they cost become a large share of a proxy's
-// or a replication link's CPU. Measured in shoal's
-// balancer, which makes most of its calls this way (internal/balancer's
-// package doc has the figures): 11 % less CPU per request and 6 % more
-// requests per second, alternating with the build before in one run.
+// or a replication link's CPU. Measured in shoal's balancer, which makes
+// most of its calls this way (internal/balancer's package doc has the
+// figures): 11 % less CPU per request and 6 % more requests per second,
+// alternating with the build before in one run.
 //
 // The price: a goroutine in such a call cannot be preempted, so the
 // world (a garbage collection's stop) waits for the call to return. For a
