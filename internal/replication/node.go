@@ -412,7 +412,7 @@ func (n *Node) awaitSync(ctx context.Context, key string, pend []peerPending) er
 		if err != nil {
 			if errors.Is(err, ErrUnreachable) {
 				n.Stats.Unreachable.Add(1)
-				n.log.Debug("owner unreachable", slog.String("peer", pp.peer), slog.String("session", session.Fingerprint(key)))
+				n.log.Debug("owner unreachable", slog.String("peer", pp.peer), slog.String("session", session.Fingerprint(key)), slog.Any("err", err))
 				continue
 			}
 			firstErr = cmpErr(firstErr, fmt.Errorf("replicate to %s: %w", pp.peer, err))

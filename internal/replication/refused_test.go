@@ -45,6 +45,7 @@ type relay struct {
 	mu       sync.Mutex
 	conns    []net.Conn
 	accepted int
+	dying    bool // the next connection accepted is reset, then the listener closes
 }
 
 func newRelay(t *testing.T, target string) *relay {
@@ -57,6 +58,15 @@ func newRelay(t *testing.T, target string) *relay {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			dying := r.dying
+			r.mu.Unlock()
+			if dying {
+				c.(*net.TCPConn).SetLinger(0) // close sends a reset
+				c.Close()
+				ln.Close()
 				return
 			}
 			up, err := net.Dial("tcp", target)
@@ -82,6 +92,16 @@ func (r *relay) acceptedCount() int {
 	return r.accepted
 }
 
+// die cuts every relayed connection and leaves the listener open until it
+// has reset one more connection, as a killed process whose connections
+// are torn down before its listener.
+func (r *relay) die() {
+	r.mu.Lock()
+	r.dying = true
+	r.mu.Unlock()
+	r.stop(false)
+}
+
 // stop cuts every relayed connection, and closes the listener too if
 // listener is set (the address then refuses connections).
 func (r *relay) stop(listener bool) {
@@ -96,11 +116,16 @@ func (r *relay) stop(listener bool) {
 	r.conns = nil
 }
 
-// When the connection to a peer ends from its side, the transport redials
-// at once, with no request waiting: a peer that still listens gets a new
-// connection and is not reported; a peer whose address refuses (its
-// process is gone) is reported to OnRefused within a round trip.
-func TestOnRefusedWhenPeerGoes(t *testing.T) {
+// refusalPair is transport a, which reports refusals to rec, and
+// transport b, which a reaches through the relay rl at bAddr.
+type refusalPair struct {
+	a, b  *replication.TCPTransport
+	rl    *relay
+	bAddr string
+	rec   *refusals
+}
+
+func newRefusalPair(t *testing.T) *refusalPair {
 	key := key32(t)
 	var mu sync.Mutex
 	addrs := map[string]string{}
@@ -111,71 +136,102 @@ func TestOnRefusedWhenPeerGoes(t *testing.T) {
 		return a, ok
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	rec := &refusals{}
-	a, err := replication.ListenTCP(replication.TCPConfig{Self: "a", Cluster: "test", Listen: "127.0.0.1:0", Key: key,
-		Resolve: resolve, Handler: pongHandler{}, OnRefused: rec.record, Logger: quiet})
+	p := &refusalPair{rec: &refusals{}}
+	var err error
+	p.a, err = replication.ListenTCP(replication.TCPConfig{Self: "a", Cluster: "test", Listen: "127.0.0.1:0", Key: key,
+		Resolve: resolve, Handler: pongHandler{}, OnRefused: p.rec.record, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	b, err := replication.ListenTCP(replication.TCPConfig{Self: "b", Cluster: "test", Listen: "127.0.0.1:0", Key: key,
+	t.Cleanup(func() { p.a.Close() })
+	p.b, err = replication.ListenTCP(replication.TCPConfig{Self: "b", Cluster: "test", Listen: "127.0.0.1:0", Key: key,
 		Resolve: resolve, Handler: pongHandler{}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	rl := newRelay(t, b.Addr())
-	bAddr := rl.ln.Addr().String() // a reaches b through the relay
+	t.Cleanup(func() { p.b.Close() })
+	p.rl = newRelay(t, p.b.Addr())
+	p.bAddr = p.rl.ln.Addr().String() // a reaches b through the relay
 	mu.Lock()
-	addrs["a"], addrs["b"] = a.Addr(), bAddr
+	addrs["a"], addrs["b"] = p.a.Addr(), p.bAddr
 	mu.Unlock()
+	return p
+}
 
-	ping := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err := a.Send("b", &wire.Ping{}).Wait(ctx)
-		return err
-	}
-	if err := ping(); err != nil {
-		t.Fatalf("ping b: %v", err)
-	}
+// ping sends a Ping from a to b and waits for the answer.
+func (p *refusalPair) ping() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := p.a.Send("b", &wire.Ping{}).Wait(ctx)
+	return err
+}
 
-	// The connection drops but b still listens: redialled, not reported.
-	rl.stop(false)
+// waitRefusal waits up to 5 s for the one OnRefused call, b's, and
+// returns how long after gone it came.
+func (p *refusalPair) waitRefusal(t *testing.T, gone time.Time) time.Duration {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for rl.acceptedCount() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no redial within 5 s of the connection dropping")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if calls, _ := rec.list(); len(calls) != 0 {
-		t.Fatalf("OnRefused called for a peer that still listens: %v", calls)
-	}
-	if err := ping(); err != nil {
-		t.Fatalf("ping b after the redial: %v", err)
-	}
-
-	// b's address refuses, as when its process is killed: the listener
-	// and every connection close at once.
-	gone := time.Now()
-	rl.stop(true)
-	deadline = time.Now().Add(5 * time.Second)
 	for {
-		calls, at := rec.list()
+		calls, at := p.rec.list()
 		if len(calls) > 0 {
-			if len(calls) != 1 || calls[0] != "b@"+bAddr {
-				t.Fatalf("OnRefused calls %v, want [b@%s]", calls, bAddr)
+			if len(calls) != 1 || calls[0] != "b@"+p.bAddr {
+				t.Fatalf("OnRefused calls %v, want [b@%s]", calls, p.bAddr)
 			}
-			t.Logf("refusal reported %v after b went away, with no request sent", at[0].Sub(gone))
-			break
+			return at[0].Sub(gone)
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("OnRefused not called within 5 s of b going away")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := ping(); err == nil {
+}
+
+// When the connection to a peer ends from its side, the transport redials
+// at once, with no request waiting: a peer that still listens gets a new
+// connection and is not reported; a peer whose address refuses (its
+// process is gone) is reported to OnRefused within a round trip.
+func TestOnRefusedWhenPeerGoes(t *testing.T) {
+	p := newRefusalPair(t)
+	if err := p.ping(); err != nil {
+		t.Fatalf("ping b: %v", err)
+	}
+
+	// The connection drops but b still listens: redialled, not reported.
+	p.rl.stop(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.rl.acceptedCount() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no redial within 5 s of the connection dropping")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if calls, _ := p.rec.list(); len(calls) != 0 {
+		t.Fatalf("OnRefused called for a peer that still listens: %v", calls)
+	}
+	if err := p.ping(); err != nil {
+		t.Fatalf("ping b after the redial: %v", err)
+	}
+
+	// b's address refuses, as when its process is killed: the listener
+	// and every connection close at once.
+	gone := time.Now()
+	p.rl.stop(true)
+	t.Logf("refusal reported %v after b went away, with no request sent", p.waitRefusal(t, gone))
+	if err := p.ping(); err == nil {
 		t.Fatal("ping of a gone peer succeeded")
 	}
+}
+
+// A killed process's sockets close one after the other. When the redial
+// that follows the end of a connection reaches the peer's listener before
+// it closes and is reset with it, that reset says nothing; the transport
+// dials again shortly and reports the refusal that follows.
+func TestOnRefusedAfterResetRedial(t *testing.T) {
+	p := newRefusalPair(t)
+	if err := p.ping(); err != nil {
+		t.Fatalf("ping b: %v", err)
+	}
+	gone := time.Now()
+	p.rl.die()
+	t.Logf("refusal reported %v after b went away, through a reset redial", p.waitRefusal(t, gone))
 }

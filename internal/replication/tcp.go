@@ -47,7 +47,8 @@ type TCPConfig struct {
 	// listens there, the peer's process is gone. A connection that the
 	// peer's side closes or resets is redialled at once to find that out
 	// without waiting for the next request, so that a killed peer is
-	// known within a round trip (membership.ReportRefused).
+	// known within a round trip (membership.ReportRefused); a redial
+	// that is itself reset is tried again a few times, 50 ms apart.
 	OnRefused func(peer, addr string)
 }
 
@@ -453,7 +454,7 @@ func (p *peer) send(req wire.Message) Pending {
 	if !p.dialing {
 		p.dialing = true
 		p.t.wg.Add(1)
-		go p.dial(addr)
+		go p.dial(addr, 0)
 	}
 	return c
 }
@@ -477,7 +478,20 @@ func (p *peer) writeLocked(cn *conn, c *call) {
 	p.ctr.msgsSent.Add(1)
 }
 
-func (p *peer) dial(addr string) {
+// Rechecks after a redial that the peer's side closed or reset before the
+// handshake ended. A killed process's sockets are torn down one after the
+// other: a redial that follows the end of our connection can still reach
+// its listener and be queued there, and then be reset when the listener
+// goes, which says nothing. A later dial gets the refusal that does.
+const (
+	recheckDials = 3
+	recheckDelay = 50 * time.Millisecond
+)
+
+// dial connects to the peer at addr and hands it the queued requests. A
+// dial that fails because the peer closed or reset it, with rechecks left
+// and OnRefused set, is tried again recheckDelay later (see recheckDials).
+func (p *peer) dial(addr string, rechecks int) {
 	defer p.t.wg.Done()
 	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
 	raw, err := d.Dial("tcp", addr)
@@ -513,8 +527,16 @@ func (p *peer) dial(addr string) {
 		for _, q := range queued {
 			q.finish(nil, fmt.Errorf("dial %s at %s: %v: %w", p.name, addr, err, ErrUnreachable))
 		}
-		if errors.Is(err, syscall.ECONNREFUSED) && p.t.cfg.OnRefused != nil && !p.t.isClosed() {
+		switch {
+		case p.t.cfg.OnRefused == nil || p.t.isClosed():
+		case errors.Is(err, syscall.ECONNREFUSED):
 			p.t.cfg.OnRefused(p.name, addr)
+		case rechecks > 0 && closedByPeer(err):
+			select {
+			case <-p.t.done:
+			case <-time.After(recheckDelay):
+				p.redial(addr, rechecks-1) // p.t.wg is held: Close waits for it
+			}
 		}
 		return
 	}
@@ -585,7 +607,7 @@ func (p *peer) readLoop(cn *conn, r *wire.Reader) {
 		c.finish(nil, fmt.Errorf("%s: connection lost: %v: %w", p.name, err, ErrUnreachable))
 	}
 	if closedByPeer(err) && p.t.cfg.OnRefused != nil {
-		p.redial(cn.addr)
+		p.redial(cn.addr, recheckDials)
 	}
 }
 
@@ -601,7 +623,8 @@ func closedByPeer(err error) bool {
 // connection or a dial is already there: after the peer closed our
 // connection, it finds out whether the peer is still there (the new
 // connection is kept for the next request) or gone (refused: OnRefused).
-func (p *peer) redial(addr string) {
+// rechecks is passed on to dial.
+func (p *peer) redial(addr string, rechecks int) {
 	if p.t.isClosed() {
 		return
 	}
@@ -612,7 +635,7 @@ func (p *peer) redial(addr string) {
 	}
 	p.dialing = true
 	p.t.wg.Add(1)
-	go p.dial(addr)
+	go p.dial(addr, rechecks)
 }
 
 // checkPeer redials name (see redial) after a connection it opened to us
@@ -630,7 +653,7 @@ func (t *TCPTransport) checkPeer(name string) {
 	}
 	p := t.peerLocked(name)
 	t.mu.Unlock()
-	p.redial(addr)
+	p.redial(addr, recheckDials)
 }
 
 // isClosed reports whether Close was called.
