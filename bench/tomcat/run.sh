@@ -21,7 +21,8 @@
 # CASES and then Tomcat's matching sticky/rr cases over 2 and 3 nodes,
 # uncapped unless NODE_CPU is set; ends with each round's ratios and their
 # medians), NODE_GOMAXPROCS and BAL_GOMAXPROCS (the nodes' and the
-# balancer's GOMAXPROCS; unset: the Go default, every core), WRK_ARGS
+# balancer's GOMAXPROCS; unset: the Go default, every core), NODE_FLAGS
+# (more flags for every shoal node, e.g. --raw-syscalls=false), WRK_ARGS
 # (default "-t2 -c32 -d15s"), BENCH_LOCK (a lock file
 # that other benchmark harnesses on this machine also take, held during each
 # measured load), CASES (a subset of the case names below).
@@ -98,6 +99,11 @@ start_nodes() {
         : > "$OUT/node$i.log"
         args=(node --name "n$i" --listen "127.0.0.1:$(http_port "$i")" --log-level "$level")
         [ -n "${AJP:-}" ] && args+=(--ajp "127.0.0.1:$(ajp_port "$i")" --ajp-secret-file "$OUT/ajp.secret")
+        if [ -n "${NODE_FLAGS:-}" ]; then
+            local extra
+            read -ra extra <<< "$NODE_FLAGS"
+            args+=("${extra[@]}")
+        fi
         if [ "$cluster" = on ]; then
             args+=(--cluster-listen "127.0.0.1:$(gossip_port "$i")" --cluster-key-file "$OUT/cluster.key" --replication "$repl")
             [ "$i" -gt 1 ] && args+=(--join "127.0.0.1:$(gossip_port 1)")
@@ -273,7 +279,7 @@ kill_under_load() {
 }
 
 shoal_cases() {
-fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions, nodes' GOMAXPROCS ${NODE_GOMAXPROCS:-default}, CPU cap ${NODE_CPU:-none}, balancer's ${BAL_GOMAXPROCS:-default} ($(date -u +%FT%TZ))"
+fig "## shoal: wrk $WRK_ARGS --latency, GET /counter over 256 logged-in sessions, nodes' GOMAXPROCS ${NODE_GOMAXPROCS:-default}, CPU cap ${NODE_CPU:-none}, balancer's ${BAL_GOMAXPROCS:-default}, node flags ${NODE_FLAGS:-none} ($(date -u +%FT%TZ))"
 local c
 for c in $CASES; do
     log "case $c"

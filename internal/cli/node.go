@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-go/shoal/demoapp"
 	"github.com/shoal-go/shoal/internal/discovery"
 	"github.com/shoal-go/shoal/internal/membership"
+	"github.com/shoal-go/shoal/rawnet"
 	"github.com/shoal-go/shoal/session"
 	"github.com/shoal-go/shoal/session/cluster"
 	"github.com/shoal-go/shoal/session/memstore"
@@ -56,6 +57,7 @@ type nodeConfig struct {
 	owners        string        // --owners: N or "all"
 	replication   string        // --replication: sync or async
 	genKey        bool          // --gen-key: print a new key and exit
+	rawSyscalls   bool          // --raw-syscalls: HTTP connections through rawnet
 	deadAfter     time.Duration // --dead-after
 
 	ajp ajpFlags // --ajp, --ajp-secret-file, --ajp-insecure-no-secret (node_ajp.go)
@@ -96,6 +98,9 @@ func defineNodeFlags(fs *flag.FlagSet) *nodeConfig {
 		"declare a silent node dead after about `DURATION` (default about 0.6s;\n"+
 			"raise it on overloaded machines, where a live node can stall longer)")
 	fs.BoolVar(&cfg.genKey, "gen-key", false, "print a new random cluster key (base64) and exit")
+	fs.BoolVar(&cfg.rawSyscalls, "raw-syscalls", true,
+		"read and write HTTP connections with raw system calls (package rawnet);\n"+
+			"false uses Go's standard ones")
 	cfg.ajp.define(fs)
 	return cfg
 }
@@ -258,6 +263,9 @@ func serveNode(ctx context.Context, cfg *nodeConfig, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
+	}
+	if cfg.rawSyscalls {
+		ln = rawnet.Listener(ln)
 	}
 	var (
 		mgr        *session.Manager
