@@ -30,7 +30,8 @@
 // garbage collection's stop waits for the call to end: at most one copy
 // between the caller's buffer and the socket's.
 //
-// `shoal node` serves its HTTP this way unless --raw-syscalls=false.
+// `shoal node` serves its HTTP and AJP connections this way unless
+// --raw-syscalls=false.
 package rawnet
 
 import (

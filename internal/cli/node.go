@@ -57,7 +57,7 @@ type nodeConfig struct {
 	owners        string        // --owners: N or "all"
 	replication   string        // --replication: sync or async
 	genKey        bool          // --gen-key: print a new key and exit
-	rawSyscalls   bool          // --raw-syscalls: HTTP connections through rawnet
+	rawSyscalls   bool          // --raw-syscalls: HTTP and AJP connections through rawnet
 	deadAfter     time.Duration // --dead-after
 
 	ajp ajpFlags // --ajp, --ajp-secret-file, --ajp-insecure-no-secret (node_ajp.go)
@@ -99,7 +99,7 @@ func defineNodeFlags(fs *flag.FlagSet) *nodeConfig {
 			"raise it on overloaded machines, where a live node can stall longer)")
 	fs.BoolVar(&cfg.genKey, "gen-key", false, "print a new random cluster key (base64) and exit")
 	fs.BoolVar(&cfg.rawSyscalls, "raw-syscalls", true,
-		"read and write HTTP connections with raw system calls (package rawnet);\n"+
+		"read and write HTTP and AJP connections with raw system calls (package rawnet);\n"+
 			"false uses Go's standard ones")
 	cfg.ajp.define(fs)
 	return cfg
@@ -284,6 +284,7 @@ func serveNode(ctx context.Context, cfg *nodeConfig, log *slog.Logger) error {
 		// beside the application.
 		return withNodeEndpoints(cfg, mgr, store, log, mgr.Handler(demoapp.New(cfg.name, log)))
 	}
+	cfg.ajp.raw = cfg.rawSyscalls
 	start, stopAJP := cfg.ajp.around(ctx, log, start)
 	err = serveHTTP(ctx, ln, log, start)
 	stopAJP()

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/shoal-go/shoal/ajp"
+	"github.com/shoal-go/shoal/rawnet"
 )
 
 // ajpFlags are the flags of `shoal node` that serve the application
@@ -23,6 +24,7 @@ type ajpFlags struct {
 	addr       string // --ajp: the AJP address; "" means no AJP
 	secretFile string // --ajp-secret-file
 	insecure   bool   // --ajp-insecure-no-secret
+	raw        bool   // --raw-syscalls: connections through rawnet
 }
 
 func (a *ajpFlags) define(fs *flag.FlagSet) {
@@ -135,6 +137,9 @@ func (a *ajpFlags) around(ctx context.Context, log *slog.Logger, start func() (h
 		ln, err := net.Listen("tcp", a.addr)
 		if err != nil {
 			return nil, fmt.Errorf("node: ajp: %w", err)
+		}
+		if a.raw {
+			ln = rawnet.Listener(ln)
 		}
 		app, err := start()
 		if err != nil {
