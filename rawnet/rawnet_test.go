@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -214,5 +216,41 @@ func TestListenerNotTCP(t *testing.T) {
 	defer c.Close()
 	if _, ok := c.(*net.UnixConn); !ok {
 		t.Fatalf("a unix socket's connection is a %T, want it as it was (*net.UnixConn)", c)
+	}
+}
+
+// TLS runs over the raw connections: an httptest server on a rawnet
+// listener, started with TLS, answers over HTTPS and HTTP/2.
+func TestTLS(t *testing.T) {
+	var raw atomic.Int64
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	}))
+	ts.Listener = rawnet.Listener(ts.Listener)
+	ts.EnableHTTP2 = true
+	ts.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if tc, ok := c.(*tls.Conn); ok {
+			if _, ok := tc.NetConn().(*sysconn.Conn); ok {
+				raw.Add(1)
+			}
+		}
+		return ctx
+	}
+	ts.StartTLS()
+	defer ts.Close()
+	client := ts.Client()
+	for range 3 {
+		resp, err := client.Get(ts.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(b) != "HTTP/2.0" {
+			t.Fatalf("answer %q, %v; want HTTP/2.0", b, err)
+		}
+	}
+	if raw.Load() == 0 {
+		t.Fatal("no TLS connection ran over a raw one")
 	}
 }
