@@ -3,7 +3,6 @@ package admin
 import (
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/internal/balancer"
+	"github.com/shoal-go/shoal/internal/refusing"
 )
 
 const testToken = "s3cret-Token_for.tests"
@@ -170,16 +170,11 @@ func (e *env) proxy(t *testing.T, n int, path string) {
 	}
 }
 
-// deadURL returns the URL of a loopback port that refuses connections.
+// deadURL returns the URL of a loopback port that refuses connections
+// until the test ends (package refusing: no other test can be given it).
 func deadURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return "http://" + refusing.Addr(t)
 }
 
 func form(kv ...string) string {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shoal-go/shoal/internal/refusing"
 )
 
 // backend is a member's server in a test. By default it answers 200 with
@@ -55,17 +57,11 @@ func (be *backend) member(opts ...string) string {
 	return strings.Join(append([]string{be.name + "=" + be.srv.URL}, opts...), ",")
 }
 
-// deadURL returns the URL of a loopback port that refuses connections:
-// it was listened on, then closed.
+// deadURL returns the URL of a loopback port that refuses connections
+// until the test ends (package refusing: no other test can be given it).
 func deadURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return "http://" + refusing.Addr(t)
 }
 
 // logBuffer collects log lines; safe for concurrent use.
