@@ -70,15 +70,11 @@ type apache struct {
 	errorLog string
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a free loopback TCP port for a process to listen on
+// (see childPort).
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return childPort(t, false)
 }
 
 // startApache writes an httpd.conf with the proxy configuration proxy

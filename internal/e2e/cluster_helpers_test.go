@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -52,34 +51,12 @@ func writeKey(t *testing.T) string {
 	return path
 }
 
-// usedPorts are the gossip ports handed out in this test run, so that two
-// nodes never get the same one.
-var usedPorts sync.Map // int → struct{}
-
-// freeGossipAddr returns a 127.0.0.1 address whose port was free for TCP
+// freeGossipAddr returns a 127.0.0.1 address whose port is free for TCP
 // and UDP (memberlist gossips on both): the other nodes must know it
 // before the node starts, for --join.
 func freeGossipAddr(t *testing.T) string {
 	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		if _, taken := usedPorts.LoadOrStore(port, struct{}{}); taken {
-			continue
-		}
-		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	}
-	t.Fatal("no free TCP+UDP port on 127.0.0.1 in 50 tries")
-	return ""
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(childPort(t, true)))
 }
 
 // startClusterNode starts `shoal node` as a cluster member gossiping on

@@ -22,12 +22,7 @@ var demoPIDRE = regexp.MustCompile(`(?m)^  (n\d|balancer)\s+pid (\d+)$`)
 // (kill -9) keeps the session and its count; Ctrl-C (SIGINT) stops every
 // process the demo started.
 func TestDemo(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	cmd := exec.Command(shoalBinary(t), "demo", "--listen", addr)
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
