@@ -25,12 +25,13 @@ var usedPorts sync.Map // int → struct{}
 // picks from.
 const childPortSpan = 12000
 
-// ephemeralLow is the lowest port of the kernel's ephemeral range.
+// ephemeralLow is the lowest port of the kernel's ephemeral range (the
+// default when it is too low to leave room below it).
 var ephemeralLow = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
-			if low, err := strconv.Atoi(f[0]); err == nil && low > 1024 {
+			if low, err := strconv.Atoi(f[0]); err == nil && low > 2048 {
 				return low
 			}
 		}
