@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shoal-go/shoal/internal/replication/wire"
 	"github.com/shoal-go/shoal/session"
@@ -345,5 +346,83 @@ func TestWriterSendAllocs(t *testing.T) {
 	<-done
 	if n > 0.1 && !raceEnabled { // the queue's buffer grows now and then
 		t.Errorf("Send: %v allocations, want 0", n)
+	}
+}
+
+// countingWriter counts Writes and the frames in them.
+type countingWriter struct {
+	mu             sync.Mutex
+	writes, frames int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n := 0
+	for r := wire.NewReader(bytes.NewReader(p), 0); ; n++ {
+		if _, err := r.ReadFrame(); err != nil {
+			break
+		}
+	}
+	w.mu.Lock()
+	w.writes++
+	w.frames += n
+	w.mu.Unlock()
+	return len(p), nil
+}
+
+func (w *countingWriter) counts() (writes, frames int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes, w.frames
+}
+
+// TestWriterWaitsForRunnableSenders: on one processor, 50 senders made
+// runnable together must share a few writes. Run yields once before it
+// takes the queue; without that, each sender's frame wakes Run, which
+// the scheduler runs next, and every frame gets a write of its own.
+func TestWriterWaitsForRunnableSenders(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector randomizes which goroutine runs next")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	cw := &countingWriter{}
+	w := wire.NewWriter(cw, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	const senders = 50
+	var ready, sent sync.WaitGroup
+	start := make(chan struct{})
+	ready.Add(senders)
+	for i := range senders {
+		sent.Go(func() {
+			ready.Done()
+			<-start
+			if err := w.Send(uint64(i), &wire.Ping{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	ready.Wait()
+	close(start)
+	sent.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		writes, frames := cw.counts()
+		if frames == senders {
+			if writes > 5 {
+				t.Errorf("%d frames in %d writes, want at most 5 writes", frames, writes)
+			}
+			t.Logf("%d frames in %d writes", frames, writes)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d frames written after 5 s", frames, senders)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
