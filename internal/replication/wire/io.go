@@ -147,8 +147,10 @@ func (r *Reader) readBody(n int) ([]byte, error) {
 // commit. Where nothing else is runnable the yield returns at once. With
 // two nodes under load on one processor each, this cut the replication
 // writes from 1.2 to 0.3 per request and the nodes' CPU per request by
-// a fifth (bench/README.md, "Replication writes"). Give NewWriter the connection itself (a tls.Conn), not a
-// bufio.Writer: the batch is the buffer.
+// a fifth (bench/README.md, "Replication writes").
+//
+// Give NewWriter the connection itself (a tls.Conn), not a bufio.Writer:
+// the batch is the buffer.
 type Writer struct {
 	w         io.Writer
 	max       int
