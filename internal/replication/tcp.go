@@ -53,9 +53,11 @@ type TCPConfig struct {
 }
 
 // TCPTransport is the Transport between nodes: one pipelined connection
-// from each node to each peer it sends to, carrying wire frames; replies
-// come back on the same connection, matched by request id. Requests to a
-// peer are written in the order of Send; a burst shares one write. The
+// per pair of nodes, dialed by whichever sends first, carrying wire
+// frames both ways: each side's requests and its replies to the other's,
+// matched by request id (see conn). Two nodes that dial each other at
+// the same moment keep two connections, each serving both ways. Requests
+// to a peer are written in the order of Send; a burst shares one write. The
 // sockets are read and written through internal/sysconn, without the
 // runtime's system call bookkeeping, which costs most where system calls
 // are slow.
@@ -268,9 +270,10 @@ func (t *TCPTransport) acceptLoop() {
 	}
 }
 
-// serveConn serves one peer's requests, in order except for those that
-// wait on other peers (see Inline), and writes the replies back as they
-// complete.
+// serveConn runs a connection a peer dialed: once the handshake names
+// the peer, it is that peer's connection as much as one we dialed (see
+// conn), and becomes the one our requests to it go on unless we have one
+// already.
 func (t *TCPTransport) serveConn(raw net.Conn) {
 	defer t.wg.Done()
 	defer func() {
@@ -289,63 +292,24 @@ func (t *TCPTransport) serveConn(raw net.Conn) {
 		t.logRefusal(raw.RemoteAddr(), reason, err)
 		return
 	}
-	ctr := t.counters(hello.Node)
-	counted.attach(ctr)
-	w := wire.NewWriter(c, 0)
-	ctx, cancel := context.WithCancel(context.Background())
-	var handlers sync.WaitGroup
-	defer func() {
-		cancel()
+	addr, known := t.cfg.Resolve(hello.Node)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
 		c.Close()
-		handlers.Wait()
-	}()
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		w.Run(ctx)
-		c.Close() // a failed write ends the reads too
-	}()
-	for {
-		f, err := r.ReadFrame()
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				t.log.Debug("replication connection ended", slog.String("peer", hello.Node), slog.Any("err", err))
-			}
-			if closedByPeer(err) && t.cfg.OnRefused != nil {
-				t.checkPeer(hello.Node)
-			}
-			return
-		}
-		ctr.msgsReceived.Add(1)
-		req, err := wire.Decode(f.Type, f.Payload)
-		if err != nil {
-			// A peer that sends what we cannot decode is out of step or
-			// hostile: answer once, then drop the connection.
-			t.log.Warn("replication: bad frame from peer", slog.String("peer", hello.Node), slog.Any("err", err))
-			w.Send(f.ID, &wire.Ack{Status: wire.StatusError, Message: "malformed frame"})
-			return
-		}
-		handle := func(id uint64) {
-			reply := t.cfg.Handler.Handle(ctx, hello.Node, req)
-			if err := w.Send(id, reply); err != nil {
-				if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge) {
-					t.encodeFailures.Add(1)
-				}
-				t.log.Warn("replication: reply not sent", slog.String("peer", hello.Node), slog.Any("err", err))
-				return
-			}
-			ctr.msgsSent.Add(1)
-		}
-		if Inline(req) {
-			handle(f.ID)
-			continue
-		}
-		handlers.Add(1)
-		go func(id uint64) {
-			defer handlers.Done()
-			handle(id)
-		}(f.ID)
+		return
 	}
+	p := t.peerLocked(hello.Node)
+	t.mu.Unlock()
+	counted.attach(p.ctr)
+	cn := newConn(c, addr, false)
+	p.mu.Lock()
+	if known && p.conn == nil && !p.dialing {
+		p.conn = cn
+	}
+	p.mu.Unlock()
+	p.runWriter(cn)
+	p.readLoop(cn, r)
 }
 
 // Send implements Transport.
@@ -382,17 +346,43 @@ type peer struct {
 	conn      *conn      // the live connection, or nil
 	dialing   bool
 	queued    []*call // requests waiting for the dial
-	nextID    uint64
 	downUntil time.Time
 }
 
-// conn is one connection to a peer and the requests waiting on it.
+// conn is one connection with a peer, dialed by either side, and our
+// requests waiting on it. Both sides send requests on it and answer the
+// other's: the dialing side's requests carry odd ids, the accepting
+// side's even ones (wire's package doc), so two nodes that replicate to
+// each other share one connection, and one write or read carries both
+// directions' changes and acks.
 type conn struct {
 	c       net.Conn
-	addr    string
+	addr    string // the peer's replication address; "" if unknown when it dialed us
+	dialer  bool   // we dialed it
 	w       *wire.Writer
-	stop    context.CancelFunc // ends the writer's Run
+	ctx     context.Context    // the handlers' context; done when the connection ends
+	stop    context.CancelFunc // ends ctx and the writer's Run
+	nextID  uint64             // the last request id we used; guarded by the peer's mu
 	pending map[uint64]*call   // guarded by the peer's mu
+}
+
+func newConn(c net.Conn, addr string, dialer bool) *conn {
+	ctx, stop := context.WithCancel(context.Background())
+	return &conn{c: c, addr: addr, dialer: dialer, w: wire.NewWriter(c, 0), ctx: ctx, stop: stop, pending: map[uint64]*call{}}
+}
+
+// isReply reports whether a frame with request id id that the peer sent
+// answers one of our requests, rather than being a request of its own.
+func (cn *conn) isReply(id uint64) bool { return (id%2 == 1) == cn.dialer }
+
+// runWriter starts cn's writer; a failed write ends the reads too.
+func (p *peer) runWriter(cn *conn) {
+	p.t.wg.Add(1)
+	go func() {
+		defer p.t.wg.Done()
+		cn.w.Run(cn.ctx)
+		cn.c.Close()
+	}()
 }
 
 type call struct {
@@ -438,9 +428,12 @@ func (p *peer) send(req wire.Message) Pending {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn != nil && p.conn.addr != addr {
-		// The peer restarted elsewhere: drop the old connection (its
-		// readLoop fails what waits on it).
-		p.conn.c.Close()
+		// The peer restarted elsewhere: stop sending on the old
+		// connection, and close it if it is ours (its readLoop fails
+		// what waits on it).
+		if p.conn.dialer {
+			p.conn.c.Close()
+		}
 		p.conn = nil
 	}
 	if p.conn != nil {
@@ -461,8 +454,15 @@ func (p *peer) send(req wire.Message) Pending {
 
 // writeLocked queues c's frame on cn. Callers hold p.mu.
 func (p *peer) writeLocked(cn *conn, c *call) {
-	p.nextID++
-	c.id = p.nextID
+	switch {
+	case cn.nextID != 0:
+		cn.nextID += 2
+	case cn.dialer:
+		cn.nextID = 1
+	default:
+		cn.nextID = 2
+	}
+	c.id = cn.nextID
 	cn.pending[c.id] = c
 	c.sent = time.Now()
 	if err := cn.w.Send(c.id, c.req); err != nil {
@@ -550,52 +550,78 @@ func (p *peer) dial(addr string, rechecks int) {
 		return
 	default:
 	}
-	wctx, stop := context.WithCancel(context.Background())
-	cn := &conn{c: c, addr: addr, w: wire.NewWriter(c, 0), stop: stop, pending: map[uint64]*call{}}
+	cn := newConn(c, addr, true)
 	p.conn = cn
 	for _, q := range queued {
 		p.writeLocked(cn, q)
 	}
 	p.mu.Unlock()
-	p.t.wg.Add(2)
+	p.runWriter(cn)
+	p.t.wg.Add(1)
 	go func() {
 		defer p.t.wg.Done()
-		cn.w.Run(wctx)
-		c.Close()
+		p.readLoop(cn, r)
 	}()
-	go p.readLoop(cn, r)
 }
 
-// readLoop matches replies to requests until the connection breaks, then
-// fails the requests still waiting on it.
+// readLoop reads cn until it breaks: it matches replies to our requests
+// and serves the peer's, in order except for those that wait on other
+// peers (see Inline), writing the replies back as they complete. Then it
+// fails our requests still waiting on cn and, if the peer's side ended
+// it, redials to find out whether the peer is gone (OnRefused).
 func (p *peer) readLoop(cn *conn, r *wire.Reader) {
-	defer p.t.wg.Done()
-	var err error
+	var (
+		handlers sync.WaitGroup
+		err      error
+	)
 	for {
 		var f wire.Frame
 		f, err = r.ReadFrame()
 		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				p.t.log.Debug("replication connection ended", slog.String("peer", p.name), slog.Any("err", err))
+			}
 			break
 		}
 		p.ctr.msgsReceived.Add(1)
 		var m wire.Message
 		m, err = wire.Decode(f.Type, f.Payload)
+		if cn.isReply(f.ID) {
+			if err != nil {
+				break
+			}
+			p.mu.Lock()
+			cl := cn.pending[f.ID]
+			delete(cn.pending, f.ID)
+			p.mu.Unlock()
+			if cl != nil {
+				if isChange(cl.req) {
+					p.ctr.ack.Observe(time.Since(cl.sent))
+				}
+				cl.finish(m, nil)
+			}
+			continue
+		}
 		if err != nil {
+			// A peer that sends what we cannot decode is out of step or
+			// hostile: answer once, then drop the connection.
+			p.t.log.Warn("replication: bad frame from peer", slog.String("peer", p.name), slog.Any("err", err))
+			cn.w.Send(f.ID, &wire.Ack{Status: wire.StatusError, Message: "malformed frame"})
 			break
 		}
-		p.mu.Lock()
-		cl := cn.pending[f.ID]
-		delete(cn.pending, f.ID)
-		p.mu.Unlock()
-		if cl != nil {
-			if isChange(cl.req) {
-				p.ctr.ack.Observe(time.Since(cl.sent))
-			}
-			cl.finish(m, nil)
+		if Inline(m) {
+			p.serve(cn, f.ID, m)
+			continue
 		}
+		handlers.Add(1)
+		go func(id uint64, req wire.Message) {
+			defer handlers.Done()
+			p.serve(cn, id, req)
+		}(f.ID, m)
 	}
-	cn.c.Close()
 	cn.stop()
+	cn.c.Close()
+	handlers.Wait()
 	p.mu.Lock()
 	if p.conn == cn {
 		p.conn = nil
@@ -607,8 +633,27 @@ func (p *peer) readLoop(cn *conn, r *wire.Reader) {
 		c.finish(nil, fmt.Errorf("%s: connection lost: %v: %w", p.name, err, ErrUnreachable))
 	}
 	if closedByPeer(err) && p.t.cfg.OnRefused != nil {
-		p.redial(cn.addr, recheckDials)
+		addr := cn.addr
+		if a, ok := p.t.cfg.Resolve(p.name); ok {
+			addr = a
+		}
+		if addr != "" {
+			p.redial(addr, recheckDials)
+		}
 	}
+}
+
+// serve answers the peer's request id on cn.
+func (p *peer) serve(cn *conn, id uint64, req wire.Message) {
+	reply := p.t.cfg.Handler.Handle(cn.ctx, p.name, req)
+	if err := cn.w.Send(id, reply); err != nil {
+		if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge) {
+			p.t.encodeFailures.Add(1)
+		}
+		p.t.log.Warn("replication: reply not sent", slog.String("peer", p.name), slog.Any("err", err))
+		return
+	}
+	p.ctr.msgsSent.Add(1)
 }
 
 // closedByPeer reports whether a read error means that the other side
@@ -636,24 +681,6 @@ func (p *peer) redial(addr string, rechecks int) {
 	p.dialing = true
 	p.t.wg.Add(1)
 	go p.dial(addr, rechecks)
-}
-
-// checkPeer redials name (see redial) after a connection it opened to us
-// ended from its side: the peer may be gone even though we have no
-// connection of our own to it that would tell us.
-func (t *TCPTransport) checkPeer(name string) {
-	addr, ok := t.cfg.Resolve(name)
-	if !ok {
-		return
-	}
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return
-	}
-	p := t.peerLocked(name)
-	t.mu.Unlock()
-	p.redial(addr, recheckDials)
 }
 
 // isClosed reports whether Close was called.

@@ -2,6 +2,7 @@ package replication_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"log/slog"
@@ -170,5 +171,71 @@ func TestTCPHostilePeer(t *testing.T) {
 	tc.start(t, "n2", nil, true)
 	if _, err := tc.trs["n2"].Send("n1", &wire.Ping{}).Wait(ctx); err != nil {
 		t.Fatalf("n1 no longer serves after hostile peers: %v", err)
+	}
+}
+
+// ping sends a Ping from one node to another and requires a Pong.
+func (tc *tcpCluster) ping(t *testing.T, from, to string) {
+	t.Helper()
+	tc.mu.Lock()
+	tr := tc.trs[from]
+	tc.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	reply, err := tr.Send(to, &wire.Ping{}).Wait(ctx)
+	if err != nil {
+		t.Fatalf("%s -> %s: %v", from, to, err)
+	}
+	if _, ok := reply.(*wire.Pong); !ok {
+		t.Fatalf("%s -> %s: reply %T, want Pong", from, to, reply)
+	}
+}
+
+// TestOneConnectionBothWays: once n1 has dialed n2, n2's requests to n1
+// go over that connection (the accepting side's ids are even), so the
+// pair has one connection, not one each way; many requests both ways at
+// once each get their own reply.
+func TestOneConnectionBothWays(t *testing.T) {
+	tc := newTCPCluster()
+	key := key32(t)
+	tc.start(t, "n1", key, false)
+	tc.start(t, "n2", key, false)
+	tc.ping(t, "n1", "n2")
+	tc.ping(t, "n2", "n1")
+	if in1, in2 := tc.trs["n1"].InboundForTest(), tc.trs["n2"].InboundForTest(); in1 != 0 || in2 != 1 {
+		t.Fatalf("connections dialed to n1: %d, to n2: %d; want 0 and 1", in1, in2)
+	}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		from, to := "n1", "n2"
+		if i%2 == 1 {
+			from, to = to, from
+		}
+		wg.Go(func() { tc.ping(t, from, to) })
+	}
+	wg.Wait()
+	if in1, in2 := tc.trs["n1"].InboundForTest(), tc.trs["n2"].InboundForTest(); in1 != 0 || in2 != 1 {
+		t.Fatalf("after 200 requests: connections dialed to n1: %d, to n2: %d; want 0 and 1", in1, in2)
+	}
+}
+
+// TestDialBothWaysAtOnce: two nodes that dial each other at the same
+// moment may keep two connections; every request still gets its reply.
+func TestDialBothWaysAtOnce(t *testing.T) {
+	tc := newTCPCluster()
+	key := key32(t)
+	tc.start(t, "n1", key, false)
+	tc.start(t, "n2", key, false)
+	var wg sync.WaitGroup
+	for i := range 100 {
+		from, to := "n1", "n2"
+		if i%2 == 1 {
+			from, to = to, from
+		}
+		wg.Go(func() { tc.ping(t, from, to) })
+	}
+	wg.Wait()
+	if in := tc.trs["n1"].InboundForTest() + tc.trs["n2"].InboundForTest(); in < 1 || in > 2 {
+		t.Fatalf("%d connections between the two nodes, want 1 or 2", in)
 	}
 }

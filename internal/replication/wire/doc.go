@@ -14,9 +14,13 @@
 // The length is a uvarint (1 byte for frames under 128 bytes, 2 under 16
 // KiB) rather than a fixed 4 bytes: most frames are small deltas. A
 // Reader refuses a length over its limit (MaxFrameSize by default) before
-// reading the body. The requesting side of a connection picks request ids
-// (say, a counter); a reply (Ack, Records for Fetch, Pong) carries the id
-// of the request it answers, and one-way messages may use 0.
+// reading the body. Both sides of a connection send requests on it: the
+// side that dialed picks odd request ids, the side that accepted even
+// ones (0 is Hello's); a reply (Ack, Records for Fetch, Pong) carries the
+// id of the request it answers. So the parity of a received frame's id
+// tells a reply to one's own request from the peer's request, and two
+// nodes need one connection between them, not one each way (protocol
+// version 2; in version 1 only the dialing side sent requests).
 //
 // # Field encodings
 //

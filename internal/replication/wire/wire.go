@@ -9,7 +9,7 @@ import (
 
 // ProtocolVersion is the version of the frame format and message set this
 // package speaks, sent in Hello.Protocol.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Limits checked by Decode (and so by Writer.Send and Validate, which run
 // the same checks before a frame leaves the node).
