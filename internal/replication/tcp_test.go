@@ -191,6 +191,20 @@ func (tc *tcpCluster) ping(t *testing.T, from, to string) {
 	}
 }
 
+// pingBothWays sends n pings at once, half from n1 to n2, half back.
+func (tc *tcpCluster) pingBothWays(t *testing.T, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		from, to := "n1", "n2"
+		if i%2 == 1 {
+			from, to = to, from
+		}
+		wg.Go(func() { tc.ping(t, from, to) })
+	}
+	wg.Wait()
+}
+
 // TestOneConnectionBothWays: once n1 has dialed n2, n2's requests to n1
 // go over that connection (the accepting side's ids are even), so the
 // pair has one connection, not one each way; many requests both ways at
@@ -205,15 +219,7 @@ func TestOneConnectionBothWays(t *testing.T) {
 	if in1, in2 := tc.trs["n1"].InboundForTest(), tc.trs["n2"].InboundForTest(); in1 != 0 || in2 != 1 {
 		t.Fatalf("connections dialed to n1: %d, to n2: %d; want 0 and 1", in1, in2)
 	}
-	var wg sync.WaitGroup
-	for i := range 200 {
-		from, to := "n1", "n2"
-		if i%2 == 1 {
-			from, to = to, from
-		}
-		wg.Go(func() { tc.ping(t, from, to) })
-	}
-	wg.Wait()
+	tc.pingBothWays(t, 200)
 	if in1, in2 := tc.trs["n1"].InboundForTest(), tc.trs["n2"].InboundForTest(); in1 != 0 || in2 != 1 {
 		t.Fatalf("after 200 requests: connections dialed to n1: %d, to n2: %d; want 0 and 1", in1, in2)
 	}
@@ -226,15 +232,7 @@ func TestDialBothWaysAtOnce(t *testing.T) {
 	key := key32(t)
 	tc.start(t, "n1", key, false)
 	tc.start(t, "n2", key, false)
-	var wg sync.WaitGroup
-	for i := range 100 {
-		from, to := "n1", "n2"
-		if i%2 == 1 {
-			from, to = to, from
-		}
-		wg.Go(func() { tc.ping(t, from, to) })
-	}
-	wg.Wait()
+	tc.pingBothWays(t, 100)
 	if in := tc.trs["n1"].InboundForTest() + tc.trs["n2"].InboundForTest(); in < 1 || in > 2 {
 		t.Fatalf("%d connections between the two nodes, want 1 or 2", in)
 	}
